@@ -1,0 +1,768 @@
+
+/*
+ * ngx_http_ciba_module: the module, its directives, and the request flow.
+ *
+ * A protected location admits a request only with an approval token bound
+ * to that exact request (the action digest), and only once.  The check
+ * runs in the precontent phase, after every access check (so "satisfy any"
+ * cannot skip it and an unauthenticated client cannot burn a token), and
+ * before try_files and the content handler.
+ */
+
+
+#include "ngx_http_ciba.h"
+
+
+static ngx_int_t ngx_http_ciba_handler(ngx_http_request_t *r);
+static void ngx_http_ciba_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ciba_decide(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+static ngx_int_t ngx_http_ciba_find_token(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_str_t *token);
+static ngx_int_t ngx_http_ciba_finish(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+static void ngx_http_ciba_cleanup(void *data);
+
+static void *ngx_http_ciba_create_main_conf(ngx_conf_t *cf);
+static void *ngx_http_ciba_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static char *ngx_http_ciba_audience(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_ciba_leeway_post(ngx_conf_t *cf, void *post,
+    void *data);
+static ngx_int_t ngx_http_ciba_preconfiguration(ngx_conf_t *cf);
+static ngx_int_t ngx_http_ciba_postconfiguration(ngx_conf_t *cf);
+static void ngx_http_ciba_exit_master(ngx_cycle_t *cycle);
+
+
+static ngx_conf_post_handler_pt  ngx_http_ciba_leeway_p =
+    ngx_http_ciba_leeway_post;
+
+
+static ngx_conf_enum_t  ngx_http_ciba_log_levels[] = {
+    { ngx_string("info"), NGX_LOG_INFO },
+    { ngx_string("notice"), NGX_LOG_NOTICE },
+    { ngx_string("warn"), NGX_LOG_WARN },
+    { ngx_string("error"), NGX_LOG_ERR },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_ciba_commands[] = {
+
+    { ngx_string("ciba_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE12,
+      ngx_http_ciba_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ciba"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, enable),
+      NULL },
+
+    { ngx_string("ciba_action"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, action),
+      NULL },
+
+    { ngx_string("ciba_digest"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ciba_digest_covers,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ciba_digest_extra"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_ciba_digest_extra,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ciba_body_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, body_limit),
+      NULL },
+
+    { ngx_string("ciba_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_ciba_key_file,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ciba_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, issuer),
+      NULL },
+
+    { ngx_string("ciba_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ciba_audience,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ciba_algorithms"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_ciba_algorithms,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ciba_leeway"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, leeway),
+      &ngx_http_ciba_leeway_p },
+
+    { ngx_string("ciba_token_max_age"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, max_age),
+      NULL },
+
+    { ngx_string("ciba_token_type"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, typ),
+      NULL },
+
+    { ngx_string("ciba_authorization_details_type"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, rar_type),
+      NULL },
+
+    { ngx_string("ciba_binding_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, binding_claim),
+      NULL },
+
+    { ngx_string("ciba_token_header"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, token_header),
+      NULL },
+
+    { ngx_string("ciba_subject"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, subject),
+      NULL },
+
+    { ngx_string("ciba_log_level"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, log_level),
+      &ngx_http_ciba_log_levels },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_ciba_module_ctx = {
+    ngx_http_ciba_preconfiguration,        /* preconfiguration */
+    ngx_http_ciba_postconfiguration,       /* postconfiguration */
+
+    ngx_http_ciba_create_main_conf,        /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_ciba_create_loc_conf,         /* create location configuration */
+    ngx_http_ciba_merge_loc_conf           /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_ciba_module = {
+    NGX_MODULE_V1,
+    &ngx_http_ciba_module_ctx,             /* module context */
+    ngx_http_ciba_commands,                /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    NULL,                                  /* init module */
+    NULL,                                  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    NULL,                                  /* exit process */
+    ngx_http_ciba_exit_master,             /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_int_t
+ngx_http_ciba_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                  rc;
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_ciba_ctx_t       *ctx;
+    ngx_http_ciba_loc_conf_t  *clcf;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_ciba_module);
+
+    if (!clcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_ciba_get_ctx(r);
+
+    if (ctx == NULL) {
+        cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_ciba_ctx_t));
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx = cln->data;
+        ngx_memzero(ctx, sizeof(ngx_http_ciba_ctx_t));
+
+        cln->handler = ngx_http_ciba_cleanup;
+
+        ngx_http_set_ctx(r, ctx, ngx_http_ciba_module);
+    }
+
+    if (ctx->decided) {
+        /*
+         * an internal redirect after the decision: the approval already
+         * admitted this client request, a refusal was already answered
+         */
+        return ctx->rc;
+    }
+
+    if (ctx->reading_body) {
+        return NGX_DONE;
+    }
+
+    if ((clcf->covers & NGX_HTTP_CIBA_COVER_BODY) && !ctx->body_read) {
+
+        if (r->headers_in.content_length_n > (off_t) clcf->body_limit) {
+            ctx->outcome = NGX_HTTP_CIBA_TOO_LARGE;
+            ctx->reason = "body_too_large";
+            return ngx_http_ciba_finish(r, clcf, ctx);
+        }
+
+        ctx->reading_body = 1;
+
+        rc = ngx_http_read_client_request_body(r, ngx_http_ciba_body_handler);
+
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        ngx_http_finalize_request(r, NGX_DONE);
+        return NGX_DONE;
+    }
+
+    return ngx_http_ciba_decide(r, clcf, ctx);
+}
+
+
+static void
+ngx_http_ciba_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_ciba_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ciba_module);
+
+    ctx->reading_body = 0;
+    ctx->body_read = 1;
+
+    r->preserve_body = 1;
+
+    r->write_event_handler = ngx_http_core_run_phases;
+    ngx_http_core_run_phases(r);
+}
+
+
+static ngx_int_t
+ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+    ngx_http_ciba_ctx_t *ctx)
+{
+    off_t                       body_len;
+    time_t                      expire;
+    ngx_int_t                   rc;
+    ngx_str_t                   token;
+    ngx_http_ciba_token_t       tok;
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+
+    if (ngx_http_complex_value(r, clcf->action, &ctx->action) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (clcf->subject) {
+        if (ngx_http_complex_value(r, clcf->subject, &ctx->subject)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    if (ctx->action.len == 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ciba: the action evaluated to an empty string");
+        ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
+        ctx->reason = "empty_action";
+        return ngx_http_ciba_finish(r, clcf, ctx);
+    }
+
+    rc = ngx_http_ciba_digest(r, clcf, &ctx->action, &ctx->digest,
+                              &body_len);
+
+    if (rc == NGX_DECLINED) {
+        ctx->outcome = NGX_HTTP_CIBA_TOO_LARGE;
+        ctx->reason = "body_too_large";
+        return ngx_http_ciba_finish(r, clcf, ctx);
+    }
+
+    if (rc != NGX_OK) {
+        ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
+        ctx->reason = "digest_failed";
+        return ngx_http_ciba_finish(r, clcf, ctx);
+    }
+
+    rc = ngx_http_ciba_find_token(r, clcf, &token);
+
+    if (rc == NGX_DECLINED) {
+        ctx->outcome = NGX_HTTP_CIBA_REQUIRED;
+        ctx->reason = "no_token";
+        return ngx_http_ciba_finish(r, clcf, ctx);
+    }
+
+    if (rc == NGX_BUSY) {
+        ctx->outcome = NGX_HTTP_CIBA_INVALID;
+        ctx->reason = "several_tokens";
+        return ngx_http_ciba_finish(r, clcf, ctx);
+    }
+
+    ngx_memzero(&tok, sizeof(ngx_http_ciba_token_t));
+
+    rc = ngx_http_ciba_token_check(r, clcf, ctx, &token, &tok);
+
+    if (rc == NGX_DECLINED) {
+        return ngx_http_ciba_finish(r, clcf, ctx);
+    }
+
+    if (rc != NGX_OK) {
+        ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
+        ctx->reason = "internal_error";
+        return ngx_http_ciba_finish(r, clcf, ctx);
+    }
+
+    /*
+     * the record lives as long as the token could pass the checks:
+     * until the earlier of exp and iat + max age, plus the leeway
+     */
+
+    expire = ngx_min(tok.exp, tok.iat + clcf->max_age) + clcf->leeway + 1;
+
+    rc = ngx_http_ciba_store_consume(cmcf->shm_zone, &tok.iss, &tok.jti,
+                                     expire, r->connection->log);
+
+    switch (rc) {
+
+    case NGX_OK:
+        ctx->outcome = NGX_HTTP_CIBA_APPROVED;
+        ctx->reason = "token_valid";
+        break;
+
+    case NGX_BUSY:
+        ctx->outcome = NGX_HTTP_CIBA_REPLAYED;
+        ctx->reason = "jti_replayed";
+        break;
+
+    case NGX_DECLINED:
+        ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
+        ctx->reason = "zone_full";
+        break;
+
+    default:
+        ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
+        ctx->reason = "internal_error";
+        break;
+    }
+
+    return ngx_http_ciba_finish(r, clcf, ctx);
+}
+
+
+static ngx_int_t
+ngx_http_ciba_finish(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+    ngx_http_ciba_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    ctx->decided = 1;
+
+    ngx_http_ciba_log_decision(r, clcf, ctx);
+
+    if (ctx->outcome == NGX_HTTP_CIBA_APPROVED) {
+        ctx->rc = NGX_DECLINED;
+        return NGX_DECLINED;
+    }
+
+    /* a refused request never reaches a later phase, even after a redirect */
+
+    ctx->rc = NGX_HTTP_FORBIDDEN;
+
+    rc = ngx_http_ciba_answer(r, ctx);
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
+}
+
+
+/*
+ * Finds the approval token header.  NGX_DECLINED: none; NGX_BUSY: more
+ * than one (ambiguous, refused).  A "Bearer " prefix is accepted so that
+ * the token may also travel in an Authorization-style header.
+ */
+
+static ngx_int_t
+ngx_http_ciba_find_token(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_str_t *token)
+{
+    ngx_uint_t        i, n;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    n = 0;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len != clcf->token_header.len
+            || ngx_strncasecmp(h[i].key.data, clcf->token_header.data,
+                               h[i].key.len)
+               != 0)
+        {
+            continue;
+        }
+
+        if (n++) {
+            return NGX_BUSY;
+        }
+
+        *token = h[i].value;
+    }
+
+    if (n == 0) {
+        return NGX_DECLINED;
+    }
+
+    if (token->len > 7 && ngx_strncasecmp(token->data, (u_char *) "Bearer ", 7)
+                          == 0)
+    {
+        token->data += 7;
+        token->len -= 7;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The context is kept in a pool cleanup as well, so that it survives
+ * internal redirects, which zero the module contexts (as in the realip
+ * module): an approval is decided, and a token consumed, once a request.
+ */
+
+ngx_http_ciba_ctx_t *
+ngx_http_ciba_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t   *cln;
+    ngx_http_ciba_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_ciba_module);
+
+    if (ctx || !(r->internal || r->filter_finalize)) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_ciba_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_ciba_module);
+            break;
+        }
+    }
+
+    return ctx;
+}
+
+
+static void
+ngx_http_ciba_cleanup(void *data)
+{
+    /* only a marker to find the context again */
+}
+
+
+static void *
+ngx_http_ciba_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ciba_main_conf_t));
+    if (cmcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     cmcf->shm_zone = NULL;
+     *     cmcf->state_file = { 0, NULL };
+     */
+
+    return cmcf;
+}
+
+
+static void *
+ngx_http_ciba_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_ciba_loc_conf_t  *clcf;
+
+    clcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ciba_loc_conf_t));
+    if (clcf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     clcf->action = NULL;
+     *     clcf->covers = 0;
+     *     clcf->issuer = { 0, NULL };
+     *     clcf->typ = { 0, NULL };
+     *     clcf->rar_type = { 0, NULL };
+     *     clcf->binding_claim = { 0, NULL };
+     *     clcf->token_header = { 0, NULL };
+     *     clcf->algorithms = 0;
+     *     clcf->subject = NULL;
+     */
+
+    clcf->enable = NGX_CONF_UNSET;
+    clcf->extras = NGX_CONF_UNSET_PTR;
+    clcf->body_limit = NGX_CONF_UNSET_SIZE;
+    clcf->keys = NGX_CONF_UNSET_PTR;
+    clcf->audiences = NGX_CONF_UNSET_PTR;
+    clcf->leeway = NGX_CONF_UNSET;
+    clcf->max_age = NGX_CONF_UNSET;
+    clcf->log_level = NGX_CONF_UNSET_UINT;
+
+    return clcf;
+}
+
+
+static char *
+ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_ciba_loc_conf_t *prev = parent;
+    ngx_http_ciba_loc_conf_t *conf = child;
+
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    ngx_conf_merge_value(conf->enable, prev->enable, 0);
+
+    if (conf->action == NULL) {
+        conf->action = prev->action;
+    }
+
+    if (conf->covers == 0) {
+        conf->covers = prev->covers ? prev->covers : NGX_HTTP_CIBA_COVER_ALL;
+    }
+
+    ngx_conf_merge_ptr_value(conf->extras, prev->extras, NULL);
+    ngx_conf_merge_size_value(conf->body_limit, prev->body_limit,
+                              1024 * 1024);
+
+    ngx_conf_merge_ptr_value(conf->keys, prev->keys, NULL);
+    ngx_conf_merge_str_value(conf->issuer, prev->issuer, "");
+    ngx_conf_merge_ptr_value(conf->audiences, prev->audiences, NULL);
+
+    if (conf->algorithms == 0) {
+        conf->algorithms = prev->algorithms ? prev->algorithms
+                                            : NGX_HTTP_CIBA_ALG_ASYMMETRIC;
+    }
+
+    ngx_conf_merge_sec_value(conf->leeway, prev->leeway, 30);
+    ngx_conf_merge_sec_value(conf->max_age, prev->max_age, 300);
+    ngx_conf_merge_str_value(conf->typ, prev->typ, "");
+    ngx_conf_merge_str_value(conf->rar_type, prev->rar_type,
+                             "nginx_ciba_action");
+    ngx_conf_merge_str_value(conf->binding_claim, prev->binding_claim, "");
+    ngx_conf_merge_str_value(conf->token_header, prev->token_header,
+                             "Approval-Token");
+
+    if (conf->subject == NULL) {
+        conf->subject = prev->subject;
+    }
+
+    ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
+                              NGX_LOG_INFO);
+
+    if (!conf->enable) {
+        return NGX_CONF_OK;
+    }
+
+    /* a protected location must be complete: fail at configuration time */
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ciba_module);
+
+    if (cmcf->shm_zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ciba\" is on but no \"ciba_zone\" is defined "
+                           "in the http block");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->action == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ciba\" is on but \"ciba_action\" is not set");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->issuer.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ciba\" is on but \"ciba_issuer\" is not set");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->audiences == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ciba\" is on but \"ciba_audience\" is not set");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->max_age <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ciba_token_max_age\" must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_ciba_keys_check(cf, conf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ciba_audience(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ciba_loc_conf_t *clcf = conf;
+
+    ngx_str_t   *value, *aud;
+    ngx_uint_t   i;
+
+    if (clcf->audiences != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    clcf->audiences = ngx_array_create(cf->pool, cf->args->nelts - 1,
+                                       sizeof(ngx_str_t));
+    if (clcf->audiences == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        if (value[i].len == 0) {
+            return "has an empty audience";
+        }
+
+        aud = ngx_array_push(clcf->audiences);
+        if (aud == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *aud = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ciba_leeway_post(ngx_conf_t *cf, void *post, void *data)
+{
+    time_t  *sp = data;
+
+    if (*sp > NGX_HTTP_CIBA_LEEWAY_MAX) {
+        return "must not exceed 300 seconds";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ciba_preconfiguration(ngx_conf_t *cf)
+{
+    return ngx_http_ciba_add_variables(cf);
+}
+
+
+static ngx_int_t
+ngx_http_ciba_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_ciba_handler;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_ciba_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_ciba_store_save(cycle);
+}

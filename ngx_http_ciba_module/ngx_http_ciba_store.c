@@ -1,0 +1,793 @@
+
+/*
+ * ngx_http_ciba_module: the shared zone of single-use records.
+ *
+ * A record says "this token (issuer, jti) was used" until the token could
+ * no longer pass the checks anyway.  Records live in an rbtree keyed by a
+ * SHA-256 of (issuer, jti), and in a queue ordered by expiry; everything
+ * happens under the slab mutex, so a consumption is atomic across all
+ * workers.  A live record is never evicted: a full zone refuses.
+ *
+ * The zone is reused across reloads.  It remembers when it started (its
+ * epoch): a token issued before then may have been used before a restart
+ * wiped the records, so the token check refuses it.  With "state=", the
+ * records and the epoch are saved to a file when nginx stops and loaded
+ * (then removed) when it starts again, so a restart keeps both; after a
+ * crash there is no file and the epoch is the new start.
+ */
+
+
+#include "ngx_http_ciba.h"
+
+#include <openssl/evp.h>
+
+
+#define NGX_HTTP_CIBA_STATE_MAGIC  "ngx-ciba-state/1"
+
+
+typedef struct {
+    ngx_rbtree_node_t           node;
+    ngx_queue_t                 queue;
+    time_t                      expire;
+    u_char                      hash[32];
+} ngx_http_ciba_record_t;
+
+
+typedef struct {
+    ngx_rbtree_t                rbtree;
+    ngx_rbtree_node_t           sentinel;
+    ngx_queue_t                 queue;      /* latest expiry at the head */
+    time_t                      epoch;
+    ngx_uint_t                  count;
+} ngx_http_ciba_shctx_t;
+
+
+typedef struct {
+    ngx_http_ciba_shctx_t      *sh;
+    ngx_slab_pool_t            *shpool;
+    ngx_str_t                   state_file;
+} ngx_http_ciba_zone_t;
+
+
+/* the state file: header, records, then a SHA-256 of all that precedes */
+
+typedef struct {
+    u_char                      magic[16];
+    int64_t                     epoch;
+    uint64_t                    count;
+} ngx_http_ciba_state_head_t;
+
+
+typedef struct {
+    int64_t                     expire;
+    u_char                      hash[32];
+} ngx_http_ciba_state_rec_t;
+
+
+static ngx_int_t ngx_http_ciba_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_http_ciba_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_int_t ngx_http_ciba_hash(ngx_str_t *iss, ngx_str_t *jti,
+    u_char *hash);
+static ngx_http_ciba_record_t *ngx_http_ciba_lookup(
+    ngx_http_ciba_shctx_t *sh, u_char *hash);
+static void ngx_http_ciba_expire(ngx_http_ciba_zone_t *zone, time_t now,
+    ngx_uint_t n);
+static ngx_int_t ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone,
+    u_char *hash, time_t expire);
+static void ngx_http_ciba_load_state(ngx_http_ciba_zone_t *zone,
+    ngx_log_t *log);
+static void ngx_http_ciba_save_zone(ngx_http_ciba_zone_t *zone,
+    ngx_log_t *log);
+
+
+/* ciba_zone name:size [state=path]; */
+
+char *
+ngx_http_ciba_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ciba_main_conf_t *cmcf = conf;
+
+    u_char                *p;
+    ssize_t                size;
+    ngx_str_t             *value, name, s;
+    ngx_http_ciba_zone_t  *zone;
+
+    if (cmcf->shm_zone) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+
+    if (p == NULL || p == value[1].data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\", expected name:size",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone size \"%V\"", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_ciba_zone_t));
+    if (zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cf->args->nelts == 3) {
+        if (value[2].len <= 6
+            || ngx_strncmp(value[2].data, "state=", 6) != 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid parameter \"%V\"", &value[2]);
+            return NGX_CONF_ERROR;
+        }
+
+        zone->state_file.data = value[2].data + 6;
+        zone->state_file.len = value[2].len - 6;
+
+        if (ngx_conf_full_name(cf->cycle, &zone->state_file, 0) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    cmcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                           &ngx_http_ciba_module);
+    if (cmcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmcf->shm_zone->data) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is already used", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    cmcf->shm_zone->init = ngx_http_ciba_init_zone;
+    cmcf->shm_zone->data = zone;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ciba_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_ciba_zone_t  *ozone = data;
+
+    size_t                 len;
+    ngx_http_ciba_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    if (ozone) {
+        /* a reload: the records and the epoch carry over */
+        zone->sh = ozone->sh;
+        zone->shpool = ozone->shpool;
+        return NGX_OK;
+    }
+
+    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        zone->sh = zone->shpool->data;
+        return NGX_OK;
+    }
+
+    zone->sh = ngx_slab_alloc(zone->shpool, sizeof(ngx_http_ciba_shctx_t));
+    if (zone->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->shpool->data = zone->sh;
+
+    ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
+                    ngx_http_ciba_rbtree_insert_value);
+
+    ngx_queue_init(&zone->sh->queue);
+
+    zone->sh->epoch = ngx_time();
+    zone->sh->count = 0;
+
+    len = sizeof(" in ciba zone \"\"") + shm_zone->shm.name.len;
+
+    zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
+    if (zone->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(zone->shpool->log_ctx, " in ciba zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* running out of room is answered and logged by the module itself */
+    zone->shpool->log_nomem = 0;
+
+    if (zone->state_file.len && !ngx_test_config) {
+        ngx_http_ciba_load_state(zone, shm_zone->shm.log);
+    }
+
+    return NGX_OK;
+}
+
+
+time_t
+ngx_http_ciba_store_epoch(ngx_shm_zone_t *shm_zone)
+{
+    ngx_http_ciba_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    return zone->sh->epoch;
+}
+
+
+/* NGX_BUSY: a live record exists for the token; NGX_OK: none */
+
+ngx_int_t
+ngx_http_ciba_store_seen(ngx_shm_zone_t *shm_zone, ngx_str_t *iss,
+    ngx_str_t *jti)
+{
+    u_char                   hash[32];
+    ngx_int_t                rc;
+    ngx_http_ciba_zone_t    *zone;
+    ngx_http_ciba_record_t  *rec;
+
+    if (ngx_http_ciba_hash(iss, jti, hash) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    zone = shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rec = ngx_http_ciba_lookup(zone->sh, hash);
+
+    rc = (rec && rec->expire > ngx_time()) ? NGX_BUSY : NGX_OK;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * Records the use of a token, atomically.  NGX_OK: recorded, the request
+ * may pass; NGX_BUSY: already used; NGX_DECLINED: the zone is full of
+ * live records; NGX_ERROR: an internal failure.
+ */
+
+ngx_int_t
+ngx_http_ciba_store_consume(ngx_shm_zone_t *shm_zone, ngx_str_t *iss,
+    ngx_str_t *jti, time_t expire, ngx_log_t *log)
+{
+    time_t                   now;
+    u_char                   hash[32];
+    ngx_int_t                rc;
+    ngx_http_ciba_zone_t    *zone;
+    ngx_http_ciba_record_t  *rec;
+
+    if (ngx_http_ciba_hash(iss, jti, hash) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    zone = shm_zone->data;
+    now = ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_ciba_expire(zone, now, 2);
+
+    rec = ngx_http_ciba_lookup(zone->sh, hash);
+
+    if (rec) {
+        if (rec->expire > now) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return NGX_BUSY;
+        }
+
+        ngx_queue_remove(&rec->queue);
+        ngx_rbtree_delete(&zone->sh->rbtree, &rec->node);
+        ngx_slab_free_locked(zone->shpool, rec);
+        zone->sh->count--;
+    }
+
+    rc = ngx_http_ciba_insert(zone, hash, expire);
+
+    if (rc == NGX_DECLINED) {
+        /* make room from expired records only, then try once more */
+        ngx_http_ciba_expire(zone, now, 0);
+        rc = ngx_http_ciba_insert(zone, hash, expire);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "ciba: zone \"%V\" is full of live single-use "
+                      "records (%ui), the approval is refused",
+                      &shm_zone->shm.name, zone->sh->count);
+    }
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire)
+{
+    ngx_queue_t             *q;
+    ngx_http_ciba_record_t  *rec, *r;
+
+    rec = ngx_slab_alloc_locked(zone->shpool, sizeof(ngx_http_ciba_record_t));
+    if (rec == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ngx_memcpy(rec->hash, hash, 32);
+    ngx_memcpy(&rec->node.key, hash, sizeof(ngx_rbtree_key_t));
+    rec->expire = expire;
+
+    ngx_rbtree_insert(&zone->sh->rbtree, &rec->node);
+
+    /* keep the queue ordered; a new record is nearly always the latest */
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        r = ngx_queue_data(q, ngx_http_ciba_record_t, queue);
+
+        if (r->expire <= expire) {
+            break;
+        }
+    }
+
+    /* before q: at the tail when q is the sentinel */
+    ngx_queue_insert_tail(q, &rec->queue);
+
+    zone->sh->count++;
+
+    return NGX_OK;
+}
+
+
+/* frees up to n expired records (all of them when n is 0) */
+
+static void
+ngx_http_ciba_expire(ngx_http_ciba_zone_t *zone, time_t now, ngx_uint_t n)
+{
+    ngx_uint_t               freed;
+    ngx_queue_t             *q;
+    ngx_http_ciba_record_t  *rec;
+
+    for (freed = 0; n == 0 || freed < n; freed++) {
+
+        if (ngx_queue_empty(&zone->sh->queue)) {
+            return;
+        }
+
+        q = ngx_queue_last(&zone->sh->queue);
+        rec = ngx_queue_data(q, ngx_http_ciba_record_t, queue);
+
+        if (rec->expire > now) {
+            return;
+        }
+
+        ngx_queue_remove(q);
+        ngx_rbtree_delete(&zone->sh->rbtree, &rec->node);
+        ngx_slab_free_locked(zone->shpool, rec);
+        zone->sh->count--;
+    }
+}
+
+
+static ngx_http_ciba_record_t *
+ngx_http_ciba_lookup(ngx_http_ciba_shctx_t *sh, u_char *hash)
+{
+    ngx_int_t                rc;
+    ngx_rbtree_key_t         key;
+    ngx_rbtree_node_t       *node, *sentinel;
+    ngx_http_ciba_record_t  *rec;
+
+    ngx_memcpy(&key, hash, sizeof(ngx_rbtree_key_t));
+
+    node = sh->rbtree.root;
+    sentinel = sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (key < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (key > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        rec = (ngx_http_ciba_record_t *) node;
+
+        rc = ngx_memcmp(hash, rec->hash, 32);
+
+        if (rc == 0) {
+            return rec;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_ciba_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t       **p;
+    ngx_http_ciba_record_t   *rn, *rt;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+            p = &temp->right;
+
+        } else {
+            rn = (ngx_http_ciba_record_t *) node;
+            rt = (ngx_http_ciba_record_t *) temp;
+
+            p = (ngx_memcmp(rn->hash, rt->hash, 32) < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+/* records are keyed by SHA-256(iss NUL jti): fixed size, no raw ids */
+
+static ngx_int_t
+ngx_http_ciba_hash(ngx_str_t *iss, ngx_str_t *jti, u_char *hash)
+{
+    ngx_int_t      rc;
+    EVP_MD_CTX    *md;
+    unsigned int   len;
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
+        && EVP_DigestUpdate(md, iss->data, iss->len) == 1
+        && EVP_DigestUpdate(md, "", 1) == 1
+        && EVP_DigestUpdate(md, jti->data, jti->len) == 1
+        && EVP_DigestFinal_ex(md, hash, &len) == 1
+        && len == 32)
+    {
+        rc = NGX_OK;
+    }
+
+    EVP_MD_CTX_free(md);
+
+    return rc;
+}
+
+
+/* called from the master process (or the single process) on exit */
+
+void
+ngx_http_ciba_store_save(ngx_cycle_t *cycle)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_shm_zone_t   *shm_zone;
+
+    part = &cycle->shared_memory.part;
+    shm_zone = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            shm_zone = part->elts;
+            i = 0;
+        }
+
+        if (shm_zone[i].tag != &ngx_http_ciba_module
+            || shm_zone[i].data == NULL)
+        {
+            continue;
+        }
+
+        ngx_http_ciba_save_zone(shm_zone[i].data, cycle->log);
+    }
+}
+
+
+static void
+ngx_http_ciba_save_zone(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
+{
+    u_char                       *buf, *p, md_value[EVP_MAX_MD_SIZE];
+    size_t                        size;
+    time_t                        now;
+    ngx_fd_t                      fd;
+    ngx_str_t                     tmp;
+    ngx_queue_t                  *q;
+    unsigned int                  md_len;
+    ngx_http_ciba_record_t       *rec;
+    ngx_http_ciba_state_rec_t     srec;
+    ngx_http_ciba_state_head_t    head;
+
+    if (zone->state_file.len == 0 || zone->sh == NULL) {
+        return;
+    }
+
+    now = ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    size = sizeof(head) + zone->sh->count * sizeof(srec) + 32;
+
+    buf = ngx_alloc(size, log);
+    if (buf == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    ngx_memzero(&head, sizeof(head));
+    ngx_memcpy(head.magic, NGX_HTTP_CIBA_STATE_MAGIC,
+               sizeof(NGX_HTTP_CIBA_STATE_MAGIC) - 1);
+    head.epoch = zone->sh->epoch;
+
+    p = buf + sizeof(head);
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        rec = ngx_queue_data(q, ngx_http_ciba_record_t, queue);
+
+        if (rec->expire <= now) {
+            break;
+        }
+
+        srec.expire = rec->expire;
+        ngx_memcpy(srec.hash, rec->hash, 32);
+
+        p = ngx_cpymem(p, &srec, sizeof(srec));
+        head.count++;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_memcpy(buf, &head, sizeof(head));
+
+    if (EVP_Digest(buf, p - buf, md_value, &md_len, EVP_sha256(), NULL) != 1
+        || md_len != 32)
+    {
+        ngx_free(buf);
+        return;
+    }
+
+    p = ngx_cpymem(p, md_value, 32);
+
+    tmp.len = zone->state_file.len + sizeof(".tmp") - 1;
+    tmp.data = ngx_alloc(tmp.len + 1, log);
+    if (tmp.data == NULL) {
+        ngx_free(buf);
+        return;
+    }
+
+    ngx_sprintf(tmp.data, "%V.tmp%Z", &zone->state_file);
+
+    fd = ngx_open_file(tmp.data, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
+
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "ciba: " ngx_open_file_n " \"%s\" failed", tmp.data);
+        goto failed;
+    }
+
+    if (ngx_write_fd(fd, buf, p - buf) != p - buf || fsync(fd) == -1) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "ciba: writing the state file \"%s\" failed",
+                      tmp.data);
+        (void) ngx_close_file(fd);
+        (void) ngx_delete_file(tmp.data);
+        goto failed;
+    }
+
+    (void) ngx_close_file(fd);
+
+    if (ngx_rename_file(tmp.data, zone->state_file.data) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "ciba: " ngx_rename_file_n " \"%s\" to \"%V\" failed",
+                      tmp.data, &zone->state_file);
+        (void) ngx_delete_file(tmp.data);
+        goto failed;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "ciba: saved %uL single-use records to \"%V\"",
+                  head.count, &zone->state_file);
+
+failed:
+
+    ngx_free(tmp.data);
+    ngx_free(buf);
+}
+
+
+static void
+ngx_http_ciba_load_state(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
+{
+    u_char                       *buf, md_value[EVP_MAX_MD_SIZE];
+    off_t                         size;
+    time_t                        now;
+    ssize_t                       n;
+    uint64_t                      i, loaded;
+    ngx_fd_t                      fd;
+    unsigned int                  md_len;
+    ngx_file_info_t               fi;
+    ngx_http_ciba_state_rec_t     srec;
+    ngx_http_ciba_state_head_t    head;
+
+    fd = ngx_open_file(zone->state_file.data, NGX_FILE_RDONLY,
+                       NGX_FILE_OPEN, 0);
+
+    if (fd == NGX_INVALID_FILE) {
+        if (ngx_errno != NGX_ENOENT) {
+            ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                          "ciba: " ngx_open_file_n " \"%V\" failed",
+                          &zone->state_file);
+        }
+
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "ciba: no saved state in \"%V\": tokens issued "
+                      "before now are refused", &zone->state_file);
+        return;
+    }
+
+    buf = NULL;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        goto invalid;
+    }
+
+    size = ngx_file_size(&fi);
+
+    if (size < (off_t) (sizeof(head) + 32)
+        || (size - sizeof(head) - 32) % sizeof(srec) != 0
+        || size > 1024 * 1024 * 1024)
+    {
+        goto invalid;
+    }
+
+    buf = ngx_alloc((size_t) size, log);
+    if (buf == NULL) {
+        goto invalid;
+    }
+
+    n = ngx_read_fd(fd, buf, (size_t) size);
+
+    if (n != (ssize_t) size) {
+        goto invalid;
+    }
+
+    if (EVP_Digest(buf, size - 32, md_value, &md_len, EVP_sha256(), NULL)
+        != 1
+        || md_len != 32
+        || ngx_memcmp(md_value, buf + size - 32, 32) != 0)
+    {
+        goto invalid;
+    }
+
+    ngx_memcpy(&head, buf, sizeof(head));
+
+    if (ngx_memcmp(head.magic, NGX_HTTP_CIBA_STATE_MAGIC,
+                   sizeof(NGX_HTTP_CIBA_STATE_MAGIC) - 1) != 0
+        || head.count != (uint64_t) (size - sizeof(head) - 32) / sizeof(srec)
+        || head.epoch > zone->sh->epoch)
+    {
+        goto invalid;
+    }
+
+    now = ngx_time();
+    loaded = 0;
+
+    for (i = 0; i < head.count; i++) {
+        ngx_memcpy(&srec, buf + sizeof(head) + i * sizeof(srec),
+                   sizeof(srec));
+
+        if (srec.expire <= now) {
+            continue;
+        }
+
+        if (ngx_http_ciba_insert(zone, srec.hash, (time_t) srec.expire)
+            != NGX_OK)
+        {
+            /* keep the fresh epoch: what did not fit is not remembered */
+            ngx_log_error(NGX_LOG_ALERT, log, 0,
+                          "ciba: the zone is too small for the saved state "
+                          "in \"%V\": tokens issued before now are refused",
+                          &zone->state_file);
+            goto done;
+        }
+
+        loaded++;
+    }
+
+    zone->sh->epoch = (time_t) head.epoch;
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "ciba: loaded %uL single-use records from \"%V\"",
+                  loaded, &zone->state_file);
+
+    goto done;
+
+invalid:
+
+    ngx_log_error(NGX_LOG_ALERT, log, 0,
+                  "ciba: the state file \"%V\" is invalid and was ignored: "
+                  "tokens issued before now are refused",
+                  &zone->state_file);
+
+done:
+
+    if (buf) {
+        ngx_free(buf);
+    }
+
+    (void) ngx_close_file(fd);
+
+    /* a state file is good for one start: after a crash there is none */
+
+    if (ngx_delete_file(zone->state_file.data) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "ciba: " ngx_delete_file_n " \"%V\" failed; "
+                      "remove it before the next start",
+                      &zone->state_file);
+    }
+}

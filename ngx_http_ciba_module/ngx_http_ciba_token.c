@@ -1,0 +1,799 @@
+
+/*
+ * ngx_http_ciba_module: approval token validation.
+ *
+ * The token is parsed here, strictly (base64url alphabet only, JSON
+ * objects without duplicate members), and every claim is checked here;
+ * libjwt >= 3 verifies the signature with the key this module selected
+ * and the algorithm this module pinned.  Cheap checks come first: shape,
+ * algorithm, key, issuer, audience, time, binding and a replay lookup.
+ * Nothing is recorded before the signature verifies: recording the jti
+ * is the caller's next step.
+ */
+
+
+#include "ngx_http_ciba.h"
+
+#include <jansson.h>
+
+
+#define NGX_HTTP_CIBA_TIME_MAX  253402300799     /* 9999-12-31T23:59:59Z */
+
+
+static ngx_int_t ngx_http_ciba_refuse(ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_outcome_e outcome, const char *reason);
+static json_t *ngx_http_ciba_decode_part(ngx_http_request_t *r,
+    u_char *data, size_t len);
+static void ngx_http_ciba_json_cleanup(void *data);
+static ngx_int_t ngx_http_ciba_get_str(json_t *obj, const char *name,
+    ngx_str_t *value);
+static ngx_int_t ngx_http_ciba_get_time(json_t *obj, const char *name,
+    time_t *value);
+static ngx_int_t ngx_http_ciba_str_eq(ngx_str_t *a, const char *b,
+    size_t len);
+static ngx_int_t ngx_http_ciba_check_header(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, json_t *hdr,
+    ngx_http_ciba_token_t *tok);
+static ngx_int_t ngx_http_ciba_check_claims(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, json_t *pl,
+    ngx_http_ciba_token_t *tok);
+static ngx_int_t ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
+    ngx_http_ciba_ctx_t *ctx, json_t *pl);
+static ngx_int_t ngx_http_ciba_typ_eq(ngx_str_t *want, ngx_str_t *got);
+static ngx_int_t ngx_http_ciba_verify(ngx_http_request_t *r,
+    ngx_str_t *raw, ngx_http_ciba_token_t *tok);
+static int ngx_http_ciba_jwt_callback(jwt_t *jwt, jwt_config_t *config);
+
+
+static const u_char  ngx_http_ciba_b64url[256] = {
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['-'] = 1, ['_'] = 1
+};
+
+
+/*
+ * NGX_OK: the token is valid, bound to this request and not used yet
+ * (as far as the store knows now); NGX_DECLINED: refused, the outcome and
+ * reason are in ctx; NGX_ERROR: an internal failure.
+ */
+
+ngx_int_t
+ngx_http_ciba_token_check(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_str_t *raw, ngx_http_ciba_token_t *tok)
+{
+    u_char                     *p, *last, *dot[2];
+    json_t                     *hdr, *pl;
+    ngx_int_t                   rc;
+    ngx_uint_t                  ndots;
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    if (raw->len == 0) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "empty_token");
+    }
+
+    if (raw->len > NGX_HTTP_CIBA_TOKEN_MAX) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "token_too_large");
+    }
+
+    /* shape: three non-empty parts of the base64url alphabet */
+
+    ndots = 0;
+    last = raw->data + raw->len;
+
+    for (p = raw->data; p < last; p++) {
+
+        if (*p == '.') {
+            if (ndots == 2) {
+                return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                            "malformed_token");
+            }
+
+            dot[ndots++] = p;
+            continue;
+        }
+
+        if (!ngx_http_ciba_b64url[*p]) {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                        "malformed_token");
+        }
+    }
+
+    if (ndots != 2
+        || dot[0] == raw->data
+        || dot[1] == dot[0] + 1
+        || dot[1] + 1 == last)
+    {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "malformed_token");
+    }
+
+    hdr = ngx_http_ciba_decode_part(r, raw->data, dot[0] - raw->data);
+
+    if (hdr == NULL) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "malformed_header");
+    }
+
+    if (hdr == NGX_CONF_UNSET_PTR) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_ciba_check_header(r, clcf, ctx, hdr, tok);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    pl = ngx_http_ciba_decode_part(r, dot[0] + 1, dot[1] - dot[0] - 1);
+
+    if (pl == NULL) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "malformed_payload");
+    }
+
+    if (pl == NGX_CONF_UNSET_PTR) {
+        return NGX_ERROR;
+    }
+
+    rc = ngx_http_ciba_check_claims(r, clcf, ctx, pl, tok);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_ciba_check_binding(clcf, ctx, pl);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    /* a replay needs no signature check: refuse it early and cheaply */
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+
+    if (ngx_http_ciba_store_seen(cmcf->shm_zone, &tok->iss, &tok->jti)
+        == NGX_BUSY)
+    {
+        ctx->jti = tok->jti;
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_REPLAYED,
+                                    "jti_replayed");
+    }
+
+    rc = ngx_http_ciba_verify(r, raw, tok);
+    if (rc != NGX_OK) {
+        return (rc == NGX_DECLINED)
+               ? ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                      "bad_signature")
+               : NGX_ERROR;
+    }
+
+    ctx->approver = tok->sub;
+    ctx->jti = tok->jti;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ciba_refuse(ngx_http_ciba_ctx_t *ctx, ngx_http_ciba_outcome_e outcome,
+    const char *reason)
+{
+    ctx->outcome = outcome;
+    ctx->reason = reason;
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Decodes one base64url part into a JSON object.  NULL: not a JSON
+ * object (or not decodable); NGX_CONF_UNSET_PTR: out of memory.
+ */
+
+static json_t *
+ngx_http_ciba_decode_part(ngx_http_request_t *r, u_char *data, size_t len)
+{
+    json_t              *json;
+    ngx_str_t            src, dst;
+    json_error_t         err;
+    ngx_pool_cleanup_t  *cln;
+
+    src.data = data;
+    src.len = len;
+
+    dst.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(len) + 1);
+    if (dst.data == NULL) {
+        return NGX_CONF_UNSET_PTR;
+    }
+
+    if (ngx_decode_base64url(&dst, &src) != NGX_OK || dst.len == 0) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_CONF_UNSET_PTR;
+    }
+
+    json = json_loadb((char *) dst.data, dst.len, JSON_REJECT_DUPLICATES,
+                      &err);
+
+    if (json == NULL) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "ciba: token part is not JSON: %s at %d",
+                       err.text, err.position);
+        return NULL;
+    }
+
+    cln->handler = ngx_http_ciba_json_cleanup;
+    cln->data = json;
+
+    if (!json_is_object(json)) {
+        return NULL;
+    }
+
+    return json;
+}
+
+
+static void
+ngx_http_ciba_json_cleanup(void *data)
+{
+    json_t  *json = data;
+
+    json_decref(json);
+}
+
+
+static ngx_int_t
+ngx_http_ciba_check_header(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, json_t *hdr,
+    ngx_http_ciba_token_t *tok)
+{
+    ngx_str_t             typ;
+    ngx_uint_t            i, n;
+    ngx_http_ciba_key_t  *keys, *key;
+    ngx_http_ciba_alg_t  *alg;
+
+    if (ngx_http_ciba_get_str(hdr, "alg", &tok->alg) != NGX_OK) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "malformed_header");
+    }
+
+    alg = ngx_http_ciba_alg_by_name(tok->alg.data, tok->alg.len);
+
+    if (alg == NULL || !(alg->bit & clcf->algorithms)) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "alg_not_allowed");
+    }
+
+    ctx->alg = alg->name;
+    tok->alg_bit = alg->bit;
+
+    /* no extension is understood, so none may be critical (RFC 7515) */
+
+    if (json_object_get(hdr, "crit") != NULL) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "crit_unsupported");
+    }
+
+    if (clcf->typ.len) {
+        if (ngx_http_ciba_get_str(hdr, "typ", &typ) != NGX_OK
+            || ngx_http_ciba_typ_eq(&clcf->typ, &typ) != NGX_OK)
+        {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                        "bad_typ");
+        }
+    }
+
+    /*
+     * "kid" only selects among the configured keys; "jku", "x5u", "jwk"
+     * and "x5c" are never followed or used
+     */
+
+    keys = clcf->keys->elts;
+    key = NULL;
+
+    if (json_object_get(hdr, "kid") != NULL) {
+
+        if (ngx_http_ciba_get_str(hdr, "kid", &tok->kid) != NGX_OK
+            || tok->kid.len > 256)
+        {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                        "malformed_header");
+        }
+
+        for (i = 0; i < clcf->keys->nelts; i++) {
+            if (keys[i].kid.len == tok->kid.len
+                && ngx_strncmp(keys[i].kid.data, tok->kid.data,
+                               tok->kid.len)
+                   == 0)
+            {
+                key = &keys[i];
+                break;
+            }
+        }
+
+        if (key == NULL) {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                        "unknown_kid");
+        }
+
+        ctx->kid = key->kid;
+
+        if (!(key->algs & alg->bit)) {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                        "key_alg_mismatch");
+        }
+
+    } else {
+
+        /* without a kid, only an unambiguous key will do */
+
+        n = 0;
+
+        for (i = 0; i < clcf->keys->nelts; i++) {
+            if (keys[i].algs & alg->bit) {
+                key = &keys[i];
+                n++;
+            }
+        }
+
+        if (n == 0) {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                        "no_key_for_alg");
+        }
+
+        if (n > 1) {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                        "kid_required");
+        }
+
+        ctx->kid = key->kid;
+    }
+
+    tok->key = key;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ciba_check_claims(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, json_t *pl,
+    ngx_http_ciba_token_t *tok)
+{
+    time_t                      now, nbf, epoch;
+    size_t                      i, j;
+    json_t                     *aud, *v;
+    ngx_str_t                  *auds;
+    ngx_uint_t                  found;
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    if (ngx_http_ciba_get_str(pl, "iss", &tok->iss) != NGX_OK
+        || tok->iss.len != clcf->issuer.len
+        || ngx_strncmp(tok->iss.data, clcf->issuer.data, tok->iss.len) != 0)
+    {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "bad_issuer");
+    }
+
+    aud = json_object_get(pl, "aud");
+    auds = clcf->audiences->elts;
+    found = 0;
+
+    if (json_is_string(aud)) {
+        for (j = 0; j < clcf->audiences->nelts; j++) {
+            if (ngx_http_ciba_str_eq(&auds[j], json_string_value(aud),
+                                     json_string_length(aud))
+                == NGX_OK)
+            {
+                found = 1;
+            }
+        }
+
+    } else if (json_is_array(aud)) {
+        json_array_foreach(aud, i, v) {
+            if (!json_is_string(v)) {
+                return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                            "bad_audience");
+            }
+
+            for (j = 0; j < clcf->audiences->nelts; j++) {
+                if (ngx_http_ciba_str_eq(&auds[j], json_string_value(v),
+                                         json_string_length(v))
+                    == NGX_OK)
+                {
+                    found = 1;
+                }
+            }
+        }
+    }
+
+    if (!found) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "bad_audience");
+    }
+
+    now = ngx_time();
+
+    if (ngx_http_ciba_get_time(pl, "exp", &tok->exp) != NGX_OK) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "bad_exp");
+    }
+
+    if (now > tok->exp + clcf->leeway) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "token_expired");
+    }
+
+    if (json_object_get(pl, "nbf") != NULL) {
+        if (ngx_http_ciba_get_time(pl, "nbf", &nbf) != NGX_OK) {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                        "bad_nbf");
+        }
+
+        if (nbf > now + clcf->leeway) {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                        "token_not_yet_valid");
+        }
+    }
+
+    if (ngx_http_ciba_get_time(pl, "iat", &tok->iat) != NGX_OK) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "bad_iat");
+    }
+
+    if (tok->iat > now + clcf->leeway) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "iat_in_future");
+    }
+
+    if (now - tok->iat > clcf->max_age + clcf->leeway) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "token_too_old");
+    }
+
+    /*
+     * the store only knows what it saw since it started: a token issued
+     * before then may have been used already, so it is refused
+     */
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    epoch = ngx_http_ciba_store_epoch(cmcf->shm_zone);
+
+    if (tok->iat < epoch) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                    "issued_before_start");
+    }
+
+    if (ngx_http_ciba_get_str(pl, "jti", &tok->jti) != NGX_OK
+        || tok->jti.len == 0
+        || tok->jti.len > NGX_HTTP_CIBA_JTI_MAX)
+    {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID, "bad_jti");
+    }
+
+    if (json_object_get(pl, "sub") != NULL) {
+        if (ngx_http_ciba_get_str(pl, "sub", &tok->sub) != NGX_OK) {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                        "bad_sub");
+        }
+    }
+
+    if (clcf->subject) {
+        if (ctx->subject.len == 0
+            || tok->sub.len != ctx->subject.len
+            || ngx_strncmp(tok->sub.data, ctx->subject.data, tok->sub.len)
+               != 0)
+        {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
+                                        "subject_mismatch");
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The binding: an "authorization_details" entry of the configured type
+ * whose "identifier" is this request's digest (and whose "actions", when
+ * present, name this action), or, for an authorization server without
+ * RAR, a configured claim holding the digest.
+ */
+
+static ngx_int_t
+ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
+    ngx_http_ciba_ctx_t *ctx, json_t *pl)
+{
+    size_t      i, j;
+    json_t     *ad, *entry, *actions, *a;
+    ngx_str_t   value;
+    ngx_uint_t  typed, bound;
+
+    if (clcf->binding_claim.len) {
+
+        if (json_object_get(pl, (char *) clcf->binding_claim.data) == NULL) {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
+                                        "no_binding");
+        }
+
+        if (ngx_http_ciba_get_str(pl, (char *) clcf->binding_claim.data,
+                                  &value)
+            != NGX_OK
+            || ngx_http_ciba_str_eq(&ctx->digest, (char *) value.data,
+                                    value.len)
+               != NGX_OK)
+        {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
+                                        "digest_mismatch");
+        }
+
+        return NGX_OK;
+    }
+
+    ad = json_object_get(pl, "authorization_details");
+
+    if (!json_is_array(ad)) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
+                                    "no_binding");
+    }
+
+    typed = 0;
+    bound = 0;
+
+    json_array_foreach(ad, i, entry) {
+
+        if (ngx_http_ciba_get_str(entry, "type", &value) != NGX_OK
+            || ngx_http_ciba_str_eq(&clcf->rar_type, (char *) value.data,
+                                    value.len)
+               != NGX_OK)
+        {
+            continue;
+        }
+
+        typed = 1;
+
+        if (ngx_http_ciba_get_str(entry, "identifier", &value) != NGX_OK
+            || ngx_http_ciba_str_eq(&ctx->digest, (char *) value.data,
+                                    value.len)
+               != NGX_OK)
+        {
+            continue;
+        }
+
+        actions = json_object_get(entry, "actions");
+
+        if (actions == NULL) {
+            bound = 1;
+            break;
+        }
+
+        if (!json_is_array(actions)) {
+            continue;
+        }
+
+        json_array_foreach(actions, j, a) {
+            if (json_is_string(a)
+                && ngx_http_ciba_str_eq(&ctx->action, json_string_value(a),
+                                        json_string_length(a))
+                   == NGX_OK)
+            {
+                bound = 1;
+                break;
+            }
+        }
+
+        if (bound) {
+            break;
+        }
+    }
+
+    if (!typed) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
+                                    "no_binding");
+    }
+
+    if (!bound) {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
+                                    "digest_mismatch");
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ciba_get_str(json_t *obj, const char *name, ngx_str_t *value)
+{
+    json_t  *v;
+
+    if (!json_is_object(obj)) {
+        return NGX_ERROR;
+    }
+
+    v = json_object_get(obj, name);
+
+    if (!json_is_string(v)) {
+        return NGX_ERROR;
+    }
+
+    value->data = (u_char *) json_string_value(v);
+    value->len = json_string_length(v);
+
+    return NGX_OK;
+}
+
+
+/* a NumericDate: an integer, or a finite real, in a sane range */
+
+static ngx_int_t
+ngx_http_ciba_get_time(json_t *obj, const char *name, time_t *value)
+{
+    double    d;
+    json_t   *v;
+
+    v = json_object_get(obj, name);
+
+    if (json_is_integer(v)) {
+        if (json_integer_value(v) < 0
+            || json_integer_value(v) > NGX_HTTP_CIBA_TIME_MAX)
+        {
+            return NGX_ERROR;
+        }
+
+        *value = (time_t) json_integer_value(v);
+        return NGX_OK;
+    }
+
+    if (json_is_real(v)) {
+        d = json_real_value(v);
+
+        if (!(d >= 0 && d <= (double) NGX_HTTP_CIBA_TIME_MAX)) {
+            return NGX_ERROR;
+        }
+
+        *value = (time_t) d;
+        return NGX_OK;
+    }
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_ciba_str_eq(ngx_str_t *a, const char *b, size_t len)
+{
+    if (a->len == len && ngx_strncmp(a->data, b, len) == 0) {
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* "typ" compares case-insensitively, "application/" may be left out */
+
+static ngx_int_t
+ngx_http_ciba_typ_eq(ngx_str_t *want, ngx_str_t *got)
+{
+    ngx_str_t  a, b;
+
+    a = *want;
+    b = *got;
+
+    if (a.len > 12 && ngx_strncasecmp(a.data, (u_char *) "application/", 12)
+                      == 0)
+    {
+        a.data += 12;
+        a.len -= 12;
+    }
+
+    if (b.len > 12 && ngx_strncasecmp(b.data, (u_char *) "application/", 12)
+                      == 0)
+    {
+        b.data += 12;
+        b.len -= 12;
+    }
+
+    if (a.len == b.len && ngx_strncasecmp(a.data, b.data, a.len) == 0) {
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * The signature, by libjwt with the key and algorithm chosen above.  The
+ * checker is per request: configuration is never written to.  libjwt's
+ * own claim checks are off; the claims were checked above, strictly.
+ */
+
+static ngx_int_t
+ngx_http_ciba_verify(ngx_http_request_t *r, ngx_str_t *raw,
+    ngx_http_ciba_token_t *tok)
+{
+    u_char               *token;
+    ngx_int_t             rc;
+    jwt_checker_t        *checker;
+    ngx_http_ciba_alg_t  *alg;
+
+    token = ngx_pnalloc(r->pool, raw->len + 1);
+    if (token == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(token, raw->data, raw->len);
+    token[raw->len] = '\0';
+
+    alg = ngx_http_ciba_alg_by_name(tok->alg.data, tok->alg.len);
+    if (alg == NULL) {
+        return NGX_ERROR;
+    }
+
+    checker = jwt_checker_new();
+    if (checker == NULL) {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "ciba: jwt_checker_new() failed");
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (jwt_checker_time_leeway(checker, JWT_CLAIM_EXP, -1) != 0
+        || jwt_checker_time_leeway(checker, JWT_CLAIM_NBF, -1) != 0
+        || jwt_checker_setcb(checker, ngx_http_ciba_jwt_callback, alg) != 0
+        || jwt_checker_setkey(checker, alg->jwt_alg, tok->key->jwk) != 0)
+    {
+        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                      "ciba: setting up the token checker failed: %s",
+                      jwt_checker_error_msg(checker));
+        goto done;
+    }
+
+    if (jwt_checker_verify(checker, (char *) token) != 0) {
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "ciba: token not verified: %s",
+                       jwt_checker_error_msg(checker));
+        rc = NGX_DECLINED;
+        goto done;
+    }
+
+    rc = NGX_OK;
+
+done:
+
+    jwt_checker_free(checker);
+
+    return rc;
+}
+
+
+/*
+ * libjwt parses the token again; the algorithm it read must be the one
+ * this module read and pinned, or the token is refused.
+ */
+
+static int
+ngx_http_ciba_jwt_callback(jwt_t *jwt, jwt_config_t *config)
+{
+    ngx_http_ciba_alg_t  *alg = config->ctx;
+
+    if (jwt_get_alg(jwt) != alg->jwt_alg || config->alg != alg->jwt_alg) {
+        return 1;
+    }
+
+    return 0;
+}

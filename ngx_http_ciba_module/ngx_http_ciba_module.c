@@ -14,6 +14,7 @@
 
 
 static ngx_int_t ngx_http_ciba_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ciba_subrequest(ngx_http_request_t *r);
 static void ngx_http_ciba_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ciba_decide(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
@@ -226,6 +227,10 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
         return NGX_DECLINED;
     }
 
+    if (r != r->main) {
+        return ngx_http_ciba_subrequest(r);
+    }
+
     ctx = ngx_http_ciba_get_ctx(r);
 
     if (ctx == NULL) {
@@ -240,6 +245,17 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
         cln->handler = ngx_http_ciba_cleanup;
 
         ngx_http_set_ctx(r, ctx, ngx_http_ciba_module);
+
+        if (ngx_http_complex_value(r, clcf->action, &ctx->action) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (clcf->subject
+            && ngx_http_complex_value(r, clcf->subject, &ctx->subject)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     if (ctx->decided) {
@@ -278,6 +294,31 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * A subrequest into a protected location passes only when the main
+ * request was approved (a mirror or an include of the approved action);
+ * it never consumes a token of its own.
+ */
+
+static ngx_int_t
+ngx_http_ciba_subrequest(ngx_http_request_t *r)
+{
+    ngx_http_ciba_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_ciba_module);
+
+    if (ctx && ctx->decided && ctx->outcome == NGX_HTTP_CIBA_APPROVED) {
+        return NGX_DECLINED;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                  "ciba: subrequest \"%V\" into a protected location "
+                  "without an approved main request is refused", &r->uri);
+
+    return NGX_HTTP_FORBIDDEN;
+}
+
+
 static void
 ngx_http_ciba_body_handler(ngx_http_request_t *r)
 {
@@ -307,18 +348,6 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     ngx_http_ciba_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
-
-    if (ngx_http_complex_value(r, clcf->action, &ctx->action) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (clcf->subject) {
-        if (ngx_http_complex_value(r, clcf->subject, &ctx->subject)
-            != NGX_OK)
-        {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-    }
 
     if (ctx->action.len == 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,

@@ -1,0 +1,259 @@
+package CibaTest;
+
+# Shared helpers for the ngx_http_ciba_module test suite.
+#
+# - keys():    generates, once per run, the test keys (PEM and JWKS) under
+#              $ENV{TEST_NGINX_CIBA_KEYS} (default t/servroot-keys), and
+#              exports that directory so config sections can name
+#              $TEST_NGINX_CIBA_KEYS/ec256.pub and so on;
+# - digest():  an independent Perl implementation of the action digest
+#              (README.md, "The action digest");
+# - mint():    approval tokens minted with Crypt::JWT (not with the
+#              module's own code), bound to a request by default;
+# - b64u(), raw_jwt(): hand-built tokens for malformed-input tests;
+# - preprocessor(): an add_block_preprocessor hook that turns a
+#              "--- mint" section (a Perl hash expression) into an
+#              Approval-Token header minted right before the block runs,
+#              so its iat is not older than the nginx that checks it.
+#
+# Keys generated: ec256 (P-256, kid ec1), ec384 (ec2), ec521 (ec3),
+# rsa (2048, kid rsa1), ed (Ed25519, kid ed1), and "other" keys of each
+# type that no configuration trusts: ec256-other, rsa-other, ed-other.
+# jwks.json holds ec1, rsa1 and ed1 as a JWK set.
+
+use strict;
+use warnings;
+
+use Cwd qw(abs_path);
+use Digest::SHA qw(sha256 sha256_hex);
+use File::Path qw(make_path);
+use MIME::Base64 qw(encode_base64url);
+use JSON::PP ();
+use Crypt::JWT qw(encode_jwt);
+use Crypt::PK::ECC;
+use Crypt::PK::RSA;
+use Crypt::PK::Ed25519;
+
+use Exporter 'import';
+our @EXPORT_OK = qw(keys_dir digest mint b64u raw_jwt preprocessor
+                    key_pem jti);
+
+my $Seq = 0;
+my %Keys;
+
+sub keys_dir {
+    my $dir = $ENV{TEST_NGINX_CIBA_KEYS} || 't/servroot-keys';
+    make_path($dir) unless -d $dir;
+    $dir = abs_path($dir);
+    $ENV{TEST_NGINX_CIBA_KEYS} = $dir;
+
+    my %spec = (
+        'ec256'       => [ 'EC', 'P-256', 'ec1' ],
+        'ec384'       => [ 'EC', 'P-384', 'ec2' ],
+        'ec521'       => [ 'EC', 'P-521', 'ec3' ],
+        'rsa'         => [ 'RSA', 2048, 'rsa1' ],
+        'ed'          => [ 'Ed25519', undef, 'ed1' ],
+        'ec256-other' => [ 'EC', 'P-256', 'ec1' ],
+        'rsa-other'   => [ 'RSA', 2048, 'rsa1' ],
+        'ed-other'    => [ 'Ed25519', undef, 'ed1' ],
+    );
+
+    for my $name (sort keys %spec) {
+        my ($type, $param, $kid) = @{ $spec{$name} };
+        my $priv = "$dir/$name.key";
+        my $pub  = "$dir/$name.pub";
+
+        if (!-s $priv || !-s $pub) {
+            my $pk;
+            if ($type eq 'EC') {
+                $pk = Crypt::PK::ECC->new;
+                $pk->generate_key($param);
+            } elsif ($type eq 'RSA') {
+                $pk = Crypt::PK::RSA->new;
+                $pk->generate_key($param / 8, 65537);
+            } else {
+                $pk = Crypt::PK::Ed25519->new;
+                $pk->generate_key;
+            }
+            write_file("$priv.tmp", $pk->export_key_pem('private'));
+            write_file("$pub.tmp", $pk->export_key_pem('public'));
+            rename "$priv.tmp", $priv or die "rename $priv: $!";
+            rename "$pub.tmp", $pub or die "rename $pub: $!";
+        }
+
+        $Keys{$name} = { type => $type, kid => $kid, priv => $priv,
+                         pub => $pub };
+    }
+
+    my $jwks = "$dir/jwks.json";
+    if (!-s $jwks) {
+        my @keys;
+        for my $name (qw(ec256 rsa ed)) {
+            my $pk = load_key($name, 'pub');
+            my $jwk = $pk->export_key_jwk('public', 1);
+            $jwk->{kid} = $Keys{$name}{kid};
+            $jwk->{use} = 'sig';
+            push @keys, $jwk;
+        }
+        write_file("$jwks.tmp", JSON::PP->new->canonical->encode(
+                                    { keys => \@keys }));
+        rename "$jwks.tmp", $jwks or die "rename $jwks: $!";
+    }
+
+    return $dir;
+}
+
+sub write_file {
+    my ($name, $data) = @_;
+    open my $fh, '>', $name or die "open $name: $!";
+    binmode $fh;
+    print $fh $data;
+    close $fh or die "close $name: $!";
+}
+
+sub load_key {
+    my ($name, $which) = @_;
+    keys_dir() unless %Keys;
+    my $k = $Keys{$name} or die "no test key '$name'";
+    my $file = $which eq 'pub' ? $k->{pub} : $k->{priv};
+    return $k->{type} eq 'EC'  ? Crypt::PK::ECC->new($file)
+         : $k->{type} eq 'RSA' ? Crypt::PK::RSA->new($file)
+         :                       Crypt::PK::Ed25519->new($file);
+}
+
+# the PEM text of a public key, e.g. for the HS256 key-confusion attack
+sub key_pem {
+    my ($name) = @_;
+    keys_dir() unless %Keys;
+    open my $fh, '<', $Keys{$name}{pub} or die $!;
+    local $/;
+    return <$fh>;
+}
+
+sub b64u { return encode_base64url($_[0]) }
+
+# a token from raw header and payload JSON texts and a raw signature
+sub raw_jwt {
+    my ($header, $payload, $sig) = @_;
+    return b64u($header) . '.' . b64u($payload) . '.'
+           . b64u(defined $sig ? $sig : 'not-a-signature');
+}
+
+sub jti { return sprintf "jti-%d-%d-%d", $$, time, ++$Seq }
+
+# The action digest, version 1 (see README.md).  $path must already be
+# normalized as nginx's $uri; $args is the raw query string.
+sub digest {
+    my (%a) = @_;
+    my @covers = $a{covers} ? @{ $a{covers} } : qw(method path args body);
+    my %c = map { $_ => 1 } @covers;
+    my $ns = sub { my $x = shift; length($x) . ':' . $x . ',' };
+
+    my $c = $ns->('ngx-ciba-digest/1')
+          . $ns->(join ',', grep { $c{$_} } qw(method path args body))
+          . $ns->($a{action});
+
+    $c .= $ns->($a{method}) if $c{method};
+    $c .= $ns->($a{path})   if $c{path};
+
+    if ($c{args}) {
+        my @args = sort grep { length } split /&/, (defined $a{args}
+                                                    ? $a{args} : ''), -1;
+        $c .= $ns->(scalar @args);
+        $c .= $ns->($_) for @args;
+    }
+
+    $c .= $ns->(sha256_hex(defined $a{body} ? $a{body} : '')) if $c{body};
+
+    my @extras = $a{extras} ? @{ $a{extras} } : ();
+    $c .= $ns->(scalar @extras);
+    $c .= $ns->($_) for @extras;
+
+    return b64u(sha256($c));
+}
+
+# mint(key => 'ec256', alg => 'ES256', claims => {...}, header => {...},
+#      action => 'refund', method => 'POST', path => '/x', args => 'a=1',
+#      body => '...', extras => [...], drop => ['aud', ...])
+sub mint {
+    my (%o) = @_;
+    my $key = $o{key} || 'ec256';
+    keys_dir() unless %Keys;
+    my $alg = $o{alg} || ($Keys{$key}{type} eq 'EC' ? 'ES256'
+                        : $Keys{$key}{type} eq 'RSA' ? 'RS256' : 'EdDSA');
+    my $now = time;
+
+    my $digest = exists $o{digest} ? $o{digest} : digest(
+        action => $o{action} // 'refund',
+        method => $o{method} // 'POST',
+        path   => $o{path} // '/tools/refund',
+        args   => $o{args} // '',
+        body   => $o{body} // '',
+        extras => $o{extras},
+        covers => $o{covers},
+    );
+
+    # iat a little ahead: blocks are minted just before nginx (re)starts,
+    # and a token issued before the zone started is refused by design
+    my %claims = (
+        iss => 'https://as.example',
+        aud => 'https://tools.example',
+        sub => 'alice',
+        jti => jti(),
+        iat => $now + 5,
+        exp => $now + 120,
+        authorization_details => [ {
+            type       => 'nginx_ciba_action',
+            actions    => [ $o{action} // 'refund' ],
+            identifier => $digest,
+        } ],
+    );
+
+    %claims = (%claims, %{ $o{claims} }) if $o{claims};
+    delete @claims{ @{ $o{drop} } } if $o{drop};
+
+    my %hdr = (kid => $Keys{$key}{kid});
+    %hdr = (%hdr, %{ $o{header} }) if $o{header};
+    delete $hdr{kid} if $o{no_kid};
+
+    return encode_jwt(payload => \%claims, alg => $alg,
+                      key => load_key($key, 'priv'),
+                      extra_headers => \%hdr);
+}
+
+# add_block_preprocessor(\&CibaTest::preprocessor): a "--- mint" section
+# holds a Perl expression giving mint() options; method, path, args and
+# body default to the block's request.
+sub preprocessor {
+    my ($block) = @_;
+
+    my $spec = $block->mint;
+    return $block unless defined $spec;
+
+    my $opts = eval $spec;
+    die "bad --- mint section in ", $block->name, ": $@" if $@;
+    $opts = {} unless ref $opts eq 'HASH';
+
+    my $req = $block->request;
+    $req = $req->[0] if ref $req eq 'ARRAY';
+    if (defined $req && $req =~ m{^(\S+)\s+(\S+)(?:\s+HTTP/\S+)?\s*\n?(.*)\z}s)
+    {
+        my ($method, $uri, $body) = ($1, $2, $3);
+        $body =~ s/^\s+|\s+\z//g;
+        my ($path, $args) = split /\?/, $uri, 2;
+        $opts->{method} //= $method;
+        $opts->{path}   //= $path;
+        $opts->{args}   //= $args // '';
+        $opts->{body}   //= $body;
+    }
+
+    my $token = mint(%$opts);
+    my $header = $opts->{token_header} // 'Approval-Token';
+    my $more = $block->more_headers // '';
+    $more .= "\n" if length $more && $more !~ /\n\z/;
+    $block->set_value('more_headers', "$more$header: $token\n");
+
+    return $block;
+}
+
+1;

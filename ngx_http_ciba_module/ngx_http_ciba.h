@@ -127,6 +127,7 @@ typedef struct {
     time_t                      iat;
     ngx_http_ciba_key_t        *key;
     ngx_uint_t                  alg_bit;
+    u_char                      record[32];  /* SHA-256(iss NUL jti) */
 } ngx_http_ciba_token_t;
 
 
@@ -185,10 +186,11 @@ ngx_int_t ngx_http_ciba_token_check(ngx_http_request_t *r,
 /* ngx_http_ciba_store.c */
 char *ngx_http_ciba_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 time_t ngx_http_ciba_store_epoch(ngx_shm_zone_t *zone);
-ngx_int_t ngx_http_ciba_store_seen(ngx_shm_zone_t *zone, ngx_str_t *iss,
-    ngx_str_t *jti);
-ngx_int_t ngx_http_ciba_store_consume(ngx_shm_zone_t *zone, ngx_str_t *iss,
-    ngx_str_t *jti, time_t expire, ngx_log_t *log);
+ngx_int_t ngx_http_ciba_store_key(ngx_str_t *iss, ngx_str_t *jti,
+    u_char *key);
+ngx_int_t ngx_http_ciba_store_seen(ngx_shm_zone_t *zone, u_char *key);
+ngx_int_t ngx_http_ciba_store_consume(ngx_shm_zone_t *zone, u_char *key,
+    time_t expire, ngx_log_t *log);
 void ngx_http_ciba_store_save(ngx_cycle_t *cycle);
 
 /* ngx_http_ciba_answer.c */

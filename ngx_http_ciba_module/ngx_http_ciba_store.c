@@ -68,8 +68,6 @@ static ngx_int_t ngx_http_ciba_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_ciba_rbtree_insert_value(ngx_rbtree_node_t *temp,
     ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
-static ngx_int_t ngx_http_ciba_hash(ngx_str_t *iss, ngx_str_t *jti,
-    u_char *hash);
 static ngx_http_ciba_record_t *ngx_http_ciba_lookup(
     ngx_http_ciba_shctx_t *sh, u_char *hash);
 static void ngx_http_ciba_expire(ngx_http_ciba_zone_t *zone, time_t now,
@@ -244,17 +242,11 @@ ngx_http_ciba_store_epoch(ngx_shm_zone_t *shm_zone)
 /* NGX_BUSY: a live record exists for the token; NGX_OK: none */
 
 ngx_int_t
-ngx_http_ciba_store_seen(ngx_shm_zone_t *shm_zone, ngx_str_t *iss,
-    ngx_str_t *jti)
+ngx_http_ciba_store_seen(ngx_shm_zone_t *shm_zone, u_char *hash)
 {
-    u_char                   hash[32];
     ngx_int_t                rc;
     ngx_http_ciba_zone_t    *zone;
     ngx_http_ciba_record_t  *rec;
-
-    if (ngx_http_ciba_hash(iss, jti, hash) != NGX_OK) {
-        return NGX_ERROR;
-    }
 
     zone = shm_zone->data;
 
@@ -277,18 +269,13 @@ ngx_http_ciba_store_seen(ngx_shm_zone_t *shm_zone, ngx_str_t *iss,
  */
 
 ngx_int_t
-ngx_http_ciba_store_consume(ngx_shm_zone_t *shm_zone, ngx_str_t *iss,
-    ngx_str_t *jti, time_t expire, ngx_log_t *log)
+ngx_http_ciba_store_consume(ngx_shm_zone_t *shm_zone, u_char *hash,
+    time_t expire, ngx_log_t *log)
 {
     time_t                   now;
-    u_char                   hash[32];
     ngx_int_t                rc;
     ngx_http_ciba_zone_t    *zone;
     ngx_http_ciba_record_t  *rec;
-
-    if (ngx_http_ciba_hash(iss, jti, hash) != NGX_OK) {
-        return NGX_ERROR;
-    }
 
     zone = shm_zone->data;
     now = ngx_time();
@@ -481,8 +468,8 @@ ngx_http_ciba_rbtree_insert_value(ngx_rbtree_node_t *temp,
 
 /* records are keyed by SHA-256(iss NUL jti): fixed size, no raw ids */
 
-static ngx_int_t
-ngx_http_ciba_hash(ngx_str_t *iss, ngx_str_t *jti, u_char *hash)
+ngx_int_t
+ngx_http_ciba_store_key(ngx_str_t *iss, ngx_str_t *jti, u_char *hash)
 {
     ngx_int_t      rc;
     EVP_MD_CTX    *md;

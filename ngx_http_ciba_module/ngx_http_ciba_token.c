@@ -161,9 +161,11 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
-    if (ngx_http_ciba_store_seen(cmcf->shm_zone, &tok->iss, &tok->jti)
-        == NGX_BUSY)
-    {
+    if (ngx_http_ciba_store_key(&tok->iss, &tok->jti, tok->record) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_ciba_store_seen(cmcf->shm_zone, tok->record) == NGX_BUSY) {
         ctx->jti = tok->jti;
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_REPLAYED,
                                     "jti_replayed");

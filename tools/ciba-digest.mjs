@@ -559,6 +559,15 @@ function parseArgs(argv) {
 export function main(argv = process.argv.slice(2)) {
     let o;
     try {
+        /* node decodes argv as UTF-8 and turns a byte that is not UTF-8
+         * into U+FFFD: the digest of other bytes would be printed */
+        argv.forEach((a, i) => {
+            if (a.includes('\uFFFD')) {
+                throw new DigestError(`argument ${i + 1} is not valid UTF-8 `
+                    + '(or holds U+FFFD): the command cannot take those '
+                    + 'bytes; use the library functions with Buffers');
+            }
+        });
         o = parseArgs(argv);
         if (o.help) {
             process.stdout.write(USAGE);

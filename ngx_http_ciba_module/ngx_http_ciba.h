@@ -147,6 +147,7 @@ typedef struct {
     ngx_str_t                   binding_message;
 
     ngx_int_t                   rc;         /* what to return on re-entry */
+    time_t                      retry_after;
 
     unsigned                    decided:1;
     unsigned                    reading_body:1;
@@ -190,7 +191,7 @@ ngx_int_t ngx_http_ciba_store_key(ngx_str_t *iss, ngx_str_t *jti,
     u_char *key);
 ngx_int_t ngx_http_ciba_store_seen(ngx_shm_zone_t *zone, u_char *key);
 ngx_int_t ngx_http_ciba_store_consume(ngx_shm_zone_t *zone, u_char *key,
-    time_t expire, ngx_log_t *log);
+    time_t expire, time_t *retry_after, ngx_log_t *log);
 void ngx_http_ciba_store_save(ngx_cycle_t *cycle);
 
 /* ngx_http_ciba_answer.c */

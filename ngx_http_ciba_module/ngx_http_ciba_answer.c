@@ -162,7 +162,16 @@ ngx_http_ciba_answer(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
     }
 
     if (a->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
-        if (ngx_http_ciba_add_header(r, "Retry-After", (u_char *) "5", 1)
+        dump = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
+        if (dump == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        len = ngx_sprintf((u_char *) dump, "%T",
+                          ctx->retry_after > 0 ? ctx->retry_after : 5)
+              - (u_char *) dump;
+
+        if (ngx_http_ciba_add_header(r, "Retry-After", (u_char *) dump, len)
             != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

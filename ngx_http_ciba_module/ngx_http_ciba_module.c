@@ -408,7 +408,7 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     expire = ngx_min(tok.exp, tok.iat + clcf->max_age) + clcf->leeway + 1;
 
     rc = ngx_http_ciba_store_consume(cmcf->shm_zone, tok.record, expire,
-                                     r->connection->log);
+                                     &ctx->retry_after, r->connection->log);
 
     switch (rc) {
 
@@ -650,7 +650,7 @@ ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                                             : NGX_HTTP_CIBA_ALG_ASYMMETRIC;
     }
 
-    ngx_conf_merge_sec_value(conf->leeway, prev->leeway, 30);
+    ngx_conf_merge_sec_value(conf->leeway, prev->leeway, 10);
     ngx_conf_merge_sec_value(conf->max_age, prev->max_age, 300);
     ngx_conf_merge_str_value(conf->typ, prev->typ, "");
     ngx_conf_merge_str_value(conf->rar_type, prev->rar_type,

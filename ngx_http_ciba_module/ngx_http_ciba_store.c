@@ -270,10 +270,11 @@ ngx_http_ciba_store_seen(ngx_shm_zone_t *shm_zone, u_char *hash)
 
 ngx_int_t
 ngx_http_ciba_store_consume(ngx_shm_zone_t *shm_zone, u_char *hash,
-    time_t expire, ngx_log_t *log)
+    time_t expire, time_t *retry_after, ngx_log_t *log)
 {
     time_t                   now;
     ngx_int_t                rc;
+    ngx_uint_t               count;
     ngx_http_ciba_zone_t    *zone;
     ngx_http_ciba_record_t  *rec;
 
@@ -306,13 +307,22 @@ ngx_http_ciba_store_consume(ngx_shm_zone_t *shm_zone, u_char *hash,
         rc = ngx_http_ciba_insert(zone, hash, expire);
     }
 
+    count = zone->sh->count;
+
+    if (rc == NGX_DECLINED && !ngx_queue_empty(&zone->sh->queue)) {
+        /* when the earliest record goes, there is room again */
+        rec = ngx_queue_data(ngx_queue_last(&zone->sh->queue),
+                             ngx_http_ciba_record_t, queue);
+        *retry_after = rec->expire - now;
+    }
+
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     if (rc == NGX_DECLINED) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "ciba: zone \"%V\" is full of live single-use "
                       "records (%ui), the approval is refused",
-                      &shm_zone->shm.name, zone->sh->count);
+                      &shm_zone->shm.name, count);
     }
 
     return rc;
@@ -322,8 +332,8 @@ ngx_http_ciba_store_consume(ngx_shm_zone_t *shm_zone, u_char *hash,
 static ngx_int_t
 ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire)
 {
-    ngx_queue_t             *q;
-    ngx_http_ciba_record_t  *rec, *r;
+    ngx_queue_t             *q, *queue;
+    ngx_http_ciba_record_t  *rec, *head, *tail, *r;
 
     rec = ngx_slab_alloc_locked(zone->shpool, sizeof(ngx_http_ciba_record_t));
     if (rec == NULL) {
@@ -336,10 +346,52 @@ ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire)
 
     ngx_rbtree_insert(&zone->sh->rbtree, &rec->node);
 
-    /* keep the queue ordered; a new record is nearly always the latest */
+    /*
+     * keep the queue ordered by expiry, latest at the head; a new record
+     * is nearly always the latest, and a short-lived one is found from
+     * the tail: walk from the nearer end
+     */
 
-    for (q = ngx_queue_head(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue);
+    queue = &zone->sh->queue;
+
+    if (ngx_queue_empty(queue)) {
+        ngx_queue_insert_head(queue, &rec->queue);
+        goto done;
+    }
+
+    head = ngx_queue_data(ngx_queue_head(queue), ngx_http_ciba_record_t,
+                          queue);
+    tail = ngx_queue_data(ngx_queue_last(queue), ngx_http_ciba_record_t,
+                          queue);
+
+    if (expire >= head->expire) {
+        ngx_queue_insert_head(queue, &rec->queue);
+        goto done;
+    }
+
+    if (expire - tail->expire < head->expire - expire) {
+
+        /* from the tail: after the last record that expires later */
+
+        for (q = ngx_queue_last(queue);
+             q != ngx_queue_sentinel(queue);
+             q = ngx_queue_prev(q))
+        {
+            r = ngx_queue_data(q, ngx_http_ciba_record_t, queue);
+
+            if (r->expire > expire) {
+                break;
+            }
+        }
+
+        ngx_queue_insert_after(q, &rec->queue);
+        goto done;
+    }
+
+    /* from the head: before the first record that expires no later */
+
+    for (q = ngx_queue_head(queue);
+         q != ngx_queue_sentinel(queue);
          q = ngx_queue_next(q))
     {
         r = ngx_queue_data(q, ngx_http_ciba_record_t, queue);
@@ -349,8 +401,9 @@ ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire)
         }
     }
 
-    /* before q: at the tail when q is the sentinel */
     ngx_queue_insert_tail(q, &rec->queue);
+
+done:
 
     zone->sh->count++;
 
@@ -551,6 +604,17 @@ ngx_http_ciba_save_zone(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
         return;
     }
 
+    if (ngx_new_binary > 0) {
+        /*
+         * a binary upgrade: the new master runs on with zones of its own,
+         * and a state file written now would be stale at its next start
+         */
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "ciba: a new binary is running, the state is not "
+                      "saved to \"%V\"", &zone->state_file);
+        return;
+    }
+
     now = ngx_time();
 
     ngx_shmtx_lock(&zone->shpool->mutex);
@@ -735,7 +799,12 @@ ngx_http_ciba_load_state(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
         if (ngx_http_ciba_insert(zone, srec.hash, (time_t) srec.expire)
             != NGX_OK)
         {
-            /* keep the fresh epoch: what did not fit is not remembered */
+            /*
+             * keep the fresh epoch, which refuses every token the saved
+             * records were about, and give their room back
+             */
+            ngx_http_ciba_expire(zone, NGX_MAX_TIME_T_VALUE, 0);
+
             ngx_log_error(NGX_LOG_ALERT, log, 0,
                           "ciba: the zone is too small for the saved state "
                           "in \"%V\": tokens issued before now are refused",

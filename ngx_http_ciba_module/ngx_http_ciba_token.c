@@ -166,7 +166,6 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
     }
 
     if (ngx_http_ciba_store_seen(cmcf->shm_zone, tok->record) == NGX_BUSY) {
-        ctx->jti = tok->jti;
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_REPLAYED,
                                     "jti_replayed");
     }
@@ -180,7 +179,6 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
     }
 
     ctx->approver = tok->sub;
-    ctx->jti = tok->jti;
 
     return NGX_OK;
 }
@@ -468,13 +466,15 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
 
     /*
      * the store only knows what it saw since it started: a token issued
-     * before then may have been used already, so it is refused
+     * before then may have been used already, so it is refused; with
+     * clocks apart by up to the leeway (and within the same second), that
+     * is any token whose iat is not later than the start plus the leeway
      */
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
     epoch = ngx_http_ciba_store_epoch(cmcf->shm_zone);
 
-    if (tok->iat < epoch) {
+    if (tok->iat <= epoch + clcf->leeway) {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                     "issued_before_start");
     }
@@ -485,6 +485,9 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
     {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID, "bad_jti");
     }
+
+    /* logged from here on, verified or not: the reason tells which */
+    ctx->jti = tok->jti;
 
     if (json_object_get(pl, "sub") != NULL) {
         if (ngx_http_ciba_get_str(pl, "sub", &tok->sub) != NGX_OK) {
@@ -522,7 +525,7 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
     size_t      i, j;
     json_t     *ad, *entry, *actions, *a;
     ngx_str_t   value;
-    ngx_uint_t  typed, bound;
+    ngx_uint_t  typed, identified, bound;
 
     if (clcf->binding_claim.len) {
 
@@ -553,6 +556,7 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
     }
 
     typed = 0;
+    identified = 0;
     bound = 0;
 
     json_array_foreach(ad, i, entry) {
@@ -574,6 +578,8 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
         {
             continue;
         }
+
+        identified = 1;
 
         actions = json_object_get(entry, "actions");
 
@@ -609,7 +615,8 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
 
     if (!bound) {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
-                                    "digest_mismatch");
+                                    identified ? "action_mismatch"
+                                               : "digest_mismatch");
     }
 
     return NGX_OK;

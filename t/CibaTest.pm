@@ -14,7 +14,14 @@ package CibaTest;
 # - preprocessor(): an add_block_preprocessor hook that turns a
 #              "--- mint" section (a Perl hash expression) into an
 #              Approval-Token header minted right before the block runs,
-#              so its iat is not older than the nginx that checks it.
+#              so its iat is not older than the nginx that checks it;
+#              it also exports $TEST_NGINX_CIBA_STATE, a fresh "warm" state
+#              file (see warm_state()) for "ciba_zone ... state=".
+# - warm_state(): writes a state file whose zone started an hour ago and
+#              holds no records, as a clean shutdown of a long-running
+#              nginx leaves it: a block then starts like a server that has
+#              run for a while, not like a fresh start (after which tokens
+#              issued before the start plus the leeway are refused).
 #
 # Keys generated: ec256 (P-256, kid ec1), ec384 (ec2), ec521 (ec3),
 # rsa (2048, kid rsa1), ed (Ed25519, kid ed1), and "other" keys of each
@@ -36,7 +43,7 @@ use Crypt::PK::Ed25519;
 
 use Exporter 'import';
 our @EXPORT_OK = qw(keys_dir digest mint b64u raw_jwt preprocessor
-                    key_pem jti);
+                    key_pem jti warm_state);
 
 my $Seq = 0;
 my %Keys;
@@ -193,14 +200,12 @@ sub mint {
         covers => $o{covers},
     );
 
-    # iat a little ahead: blocks are minted just before nginx (re)starts,
-    # and a token issued before the zone started is refused by design
     my %claims = (
         iss => 'https://as.example',
         aud => 'https://tools.example',
         sub => 'alice',
         jti => jti(),
-        iat => $now + 5,
+        iat => $now,
         exp => $now + 120,
         authorization_details => [ {
             type       => 'nginx_ciba_action',
@@ -221,11 +226,43 @@ sub mint {
                       extra_headers => \%hdr);
 }
 
+# The state file of ngx_http_ciba_store.c: magic, epoch, count, records
+# (expire, SHA-256(iss NUL jti)), then a SHA-256 of all that precedes.
+# Each call writes a new file (an nginx that exits writes its own state to
+# the file it loaded from, which must not leak into the next block), next
+# to the servroot (the real Test::Nginx refuses a servroot with extra
+# files in it).
+my @Warm;
+
+sub warm_state {
+    my (%o) = @_;
+    my $root = $ENV{TEST_NGINX_SERVROOT} || 't/servroot';
+    my $dir = "$root-state";
+    make_path($dir) unless -d $dir;
+    $dir = abs_path($dir);
+
+    unlink shift @Warm while @Warm > 4;
+
+    my $name = sprintf "%s/warm-%d-%d.state", $dir, $$, ++$Seq;
+    my $epoch = $o{epoch} // time - 3600;
+    my $records = $o{records} || [];
+    my $data = pack('a16 q< Q<', 'ngx-ciba-state/1', $epoch,
+                    scalar @$records);
+    $data .= pack('q< a32', $_->[0], $_->[1]) for @$records;
+    $data .= sha256($data);
+    write_file($name, $data);
+    push @Warm, $name;
+
+    return $name;
+}
+
 # add_block_preprocessor(\&CibaTest::preprocessor): a "--- mint" section
 # holds a Perl expression giving mint() options; method, path, args and
 # body default to the block's request.
 sub preprocessor {
     my ($block) = @_;
+
+    $ENV{TEST_NGINX_CIBA_STATE} = warm_state();
 
     my $spec = $block->mint;
     return $block unless defined $spec;

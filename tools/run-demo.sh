@@ -5,7 +5,7 @@
 # unless CIBA_RUN_ONCE=1.
 #
 # Environment: CIBA_RUN_PORT (8080; the tool API listens on PORT+1),
-# CIBA_RUN_DIR (build/run), NGINX (/usr/sbin/nginx),
+# CIBA_RUN_DIR (build/run), CIBA_NGINX (/usr/sbin/nginx),
 # CIBA_MODULE (build/ngx_http_ciba_module.so; empty for a static build).
 
 set -euo pipefail
@@ -14,7 +14,7 @@ top="$(cd "$(dirname "$0")/.." && pwd)"
 port="${CIBA_RUN_PORT:-8080}"
 api_port="$((port + 1))"
 dir="${CIBA_RUN_DIR:-$top/build/run}"
-nginx="${NGINX:-/usr/sbin/nginx}"
+nginx="${CIBA_NGINX:-/usr/sbin/nginx}"
 module="${CIBA_MODULE-$top/build/ngx_http_ciba_module.so}"
 base="http://127.0.0.1:$port"
 
@@ -50,7 +50,8 @@ http {
                     'action=\$ciba_action approver=\$ciba_approver '
                     'jti=\$ciba_jti';
 
-    ciba_zone approvals:1m;
+    # records and the zone's start survive a clean restart in this file
+    ciba_zone approvals:1m state=$dir/ciba.state;
 
     # the sample tool API
     server {
@@ -73,6 +74,7 @@ http {
             ciba_audience   https://tools.local.test;
             ciba_key_file   $dir/as.pub kid=dev1;
             ciba_subject    \$http_x_user;
+            ciba_leeway     2s;
             proxy_pass      http://127.0.0.1:$api_port;
         }
     }
@@ -90,9 +92,22 @@ if [ -s "$dir/logs/nginx.pid" ] && kill -0 "$(cat "$dir/logs/nginx.pid")" 2>/dev
     stop
 fi
 
+warm=0
+if [ -s "$dir/ciba.state" ]; then
+    warm=1
+fi
+
 "$nginx" -p "$dir" -c conf/nginx.conf -t -q
 "$nginx" -p "$dir" -c conf/nginx.conf
 trap stop EXIT
+
+if [ "$warm" = 0 ]; then
+    # the restart rule: without saved state, a token issued before the
+    # start plus the leeway may have been used before, so it is refused
+    echo "nginx started without saved state: approvals issued in its first"
+    echo "seconds (the leeway, 2s here) are refused; waiting 3s."
+    sleep 3
+fi
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 call() {

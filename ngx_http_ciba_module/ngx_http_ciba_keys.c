@@ -435,6 +435,12 @@ ngx_http_ciba_read_file(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *content)
         goto done;
     }
 
+    if (!ngx_is_file(&fi)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "key file \"%V\" is not a regular file", name);
+        goto done;
+    }
+
     size = ngx_file_size(&fi);
 
     if (size == 0 || size > NGX_HTTP_CIBA_KEY_FILE_MAX) {
@@ -532,6 +538,13 @@ ngx_http_ciba_load_pem(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *content,
     ERR_clear_error();
 
     if (pkey == NULL) {
+        if (ngx_strstr(content->data, "PRIVATE KEY-----")) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" holds a private key; configure the "
+                               "public key or certificate instead", name);
+            return NULL;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"%V\" holds neither a JWK set nor a PEM public "
                            "key (\"BEGIN PUBLIC KEY\") or certificate", name);

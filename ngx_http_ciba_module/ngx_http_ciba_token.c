@@ -313,6 +313,13 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
                                         "malformed_header");
         }
 
+        /* an empty kid names no key, not a key configured without one */
+
+        if (tok->kid.len == 0) {
+            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                        "unknown_kid");
+        }
+
         for (i = 0; i < clcf->keys->nelts; i++) {
             if (keys[i].kid.len == tok->kid.len
                 && ngx_strncmp(keys[i].kid.data, tok->kid.data,
@@ -379,6 +386,16 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
     ngx_str_t                  *auds;
     ngx_uint_t                  found;
     ngx_http_ciba_main_conf_t  *cmcf;
+
+    if (ngx_http_ciba_get_str(pl, "jti", &tok->jti) != NGX_OK
+        || tok->jti.len == 0
+        || tok->jti.len > NGX_HTTP_CIBA_JTI_MAX)
+    {
+        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID, "bad_jti");
+    }
+
+    /* logged from here on, verified or not: the reason tells which */
+    ctx->jti = tok->jti;
 
     if (ngx_http_ciba_get_str(pl, "iss", &tok->iss) != NGX_OK
         || tok->iss.len != clcf->issuer.len
@@ -479,15 +496,6 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
                                     "issued_before_start");
     }
 
-    if (ngx_http_ciba_get_str(pl, "jti", &tok->jti) != NGX_OK
-        || tok->jti.len == 0
-        || tok->jti.len > NGX_HTTP_CIBA_JTI_MAX)
-    {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID, "bad_jti");
-    }
-
-    /* logged from here on, verified or not: the reason tells which */
-    ctx->jti = tok->jti;
 
     if (json_object_get(pl, "sub") != NULL) {
         if (ngx_http_ciba_get_str(pl, "sub", &tok->sub) != NGX_OK) {

@@ -23,7 +23,7 @@ local $ENV{CIBA_RUN_ONCE} = 1;
 local $ENV{CIBA_RUN_PORT} = $port;
 local $ENV{CIBA_RUN_DIR} = $dir;
 local $ENV{CIBA_MODULE} = $mods[0];
-local $ENV{NGINX} = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
+local $ENV{CIBA_NGINX} = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 
 for my $run ('cold start', 'warm start') {
     my $out = `tools/run-demo.sh 2>&1`;

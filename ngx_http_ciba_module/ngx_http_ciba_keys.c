@@ -232,20 +232,20 @@ ngx_http_ciba_add_key(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf,
 
     kid = jwks_item_kid(item);
 
-    if (jwks_item_error(item)) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "invalid key%s%s%s in \"%V\": %s",
-                           kid ? " \"" : "", kid ? kid : "", kid ? "\"" : "",
-                           name, jwks_item_error_msg(item));
-        return NGX_ERROR;
-    }
-
     if (jwks_item_use(item) == JWK_PUB_KEY_USE_ENC) {
         ngx_conf_log_error(NGX_LOG_NOTICE, cf, 0,
                            "key%s%s%s in \"%V\" is for encryption, ignored",
                            kid ? " \"" : "", kid ? kid : "", kid ? "\"" : "",
                            name);
         return NGX_OK;
+    }
+
+    if (jwks_item_error(item)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid key%s%s%s in \"%V\": %s",
+                           kid ? " \"" : "", kid ? kid : "", kid ? "\"" : "",
+                           name, jwks_item_error_msg(item));
+        return NGX_ERROR;
     }
 
     curve = jwks_item_curve(item);

@@ -103,7 +103,7 @@ upstream ran POST
 POST /tools/refund
 {"amount":5}
 --- mint
-{ claims => { iss => 'https://evil.example' } }
+{ claims => { iss => 'https://evil.example', jti => 'wrong-iss-1' } }
 --- error_code: 401
 --- response_headers
 Content-Type: application/json
@@ -113,7 +113,7 @@ WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
 main::refusal('invalid_approval', 'bad_issuer')
 --- error_log
 ciba: decision=invalid reason=bad_issuer action="refund"
-access: POST /tools/refund status=401 decision=invalid reason=bad_issuer action=refund jti=-
+access: POST /tools/refund status=401 decision=invalid reason=bad_issuer action=refund jti=wrong-iss-1
 --- no_error_log
 /backend
 [error]

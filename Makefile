@@ -1,0 +1,108 @@
+# Makefile for ngx_http_ciba_module, a dynamic module for Debian 12's
+# nginx 1.22.1.  Everything it builds or downloads goes under build/
+# (never committed); the shell work is done by tools/build/*.sh.
+#
+#   make deps            Debian packages + libjwt >= 3 (needs root)
+#   make module          build/ngx_http_ciba_module.so
+#   make run             the demo (tools/run-demo.sh) on 127.0.0.1:8080
+#   make test [T=t/x.t]  the Test::Nginx suite against the stock nginx
+#   make test-valgrind   the same, nginx running under valgrind
+#   make asan            the same against an ASan nginx (module static)
+#   make clean           remove build products and test server roots
+#   make distclean       remove all of build/ (libjwt, downloads too)
+
+SHELL := /bin/bash
+
+# the nginx the module is for, and nginx-dev's build tree
+NGINX_BIN ?= /usr/sbin/nginx
+NGX_SRC   ?= /usr/share/nginx/src
+
+# tests: one file or directory with T=..., the listen address, the
+# server root, extra prove options (e.g. PROVE_FLAGS=-v)
+T             ?= t
+TEST_PORT     ?= 127.0.0.1:1984
+TEST_SERVROOT ?= $(CURDIR)/t/servroot
+ASAN_SERVROOT ?= $(CURDIR)/t/servroot-asan
+PROVE_FLAGS   ?=
+
+# extra compiler options for our code (nginx's own auto/cc already
+# compiles with -W -Wall -Wpointer-arith -Werror)
+CIBA_CC_OPT ?=
+
+MODULE_SO   := build/ngx_http_ciba_module.so
+NGX_DYN     := build/ngx-dyn
+ASAN_NGINX  := build/asan/nginx
+MODULE_SRCS := $(wildcard ngx_http_ciba_module/*)
+# exist only after "make deps" on a fresh machine
+SYSTEM_DEPS := $(wildcard $(NGX_SRC)/conf_flags $(NGINX_BIN) build/libjwt/lib/libjwt.a)
+
+export NGINX_BIN NGX_SRC CIBA_CC_OPT PROVE_FLAGS
+
+TEST_ENV = TEST_NGINX_SERVER_PORT='$(TEST_PORT)' \
+           TEST_NGINX_SERVROOT='$(TEST_SERVROOT)'
+
+.PHONY: all deps module run test test-valgrind asan clean distclean
+
+# Default: build the module.
+all: module
+
+# Install the Debian packages (apt only when one is missing) and build
+# libjwt >= 3 into build/libjwt unless it or a system libjwt 3 is there.
+deps:
+	@tools/build/deps.sh
+	@tools/build/libjwt.sh
+
+# Build the dynamic module and check that the system nginx loads it.
+module: $(MODULE_SO)
+
+# Configure nginx-dev's tree for the module: again only when config (or
+# the installed nginx) changes.
+$(NGX_DYN)/objs/Makefile: config tools/build/module-configure.sh $(SYSTEM_DEPS) | deps
+	@tools/build/module-configure.sh '$(CURDIR)/$(NGX_DYN)'
+
+# Rebuild the module when any of its sources changes.
+$(MODULE_SO): $(NGX_DYN)/objs/Makefile $(MODULE_SRCS) tools/build/module-build.sh
+	@tools/build/module-build.sh '$(CURDIR)/$(NGX_DYN)' '$(CURDIR)/$(MODULE_SO)'
+
+# Run the demo: the stock nginx with the module in front of a sample
+# tool API and an example flow; runs until Ctrl-C (see tools/run-demo.sh).
+run: deps module
+	@CIBA_NGINX='$(NGINX_BIN)' CIBA_MODULE='$(CURDIR)/$(MODULE_SO)' \
+	 tools/run-demo.sh
+
+# Run the Test::Nginx suite (prove -r t, or T=...) against the stock
+# nginx with the module loaded.
+test: deps module
+	@TEST_NGINX_BINARY='$(NGINX_BIN)' \
+	 TEST_NGINX_LOAD_MODULES='$(CURDIR)/$(MODULE_SO)' \
+	 $(TEST_ENV) tools/build/run-tests.sh $(T)
+
+# The same with every nginx run under valgrind (--vgdb=no: workers that
+# drop root cannot unlink the vgdb pipes and valgrind would say so).
+test-valgrind: deps module
+	@TEST_NGINX_BINARY='$(NGINX_BIN)' \
+	 TEST_NGINX_LOAD_MODULES='$(CURDIR)/$(MODULE_SO)' \
+	 TEST_NGINX_USE_VALGRIND=1 VALGRIND_OPTS='--vgdb=no $(VALGRIND_OPTS)' \
+	 $(TEST_ENV) tools/build/run-tests.sh $(T)
+
+# Build a debug nginx with AddressSanitizer and the module linked in
+# statically (build/asan/nginx), run the suite against it, and fail on
+# any AddressSanitizer report.  Server root: t/servroot-asan.
+asan: deps $(ASAN_NGINX)
+	@TEST_NGINX_SERVER_PORT='$(TEST_PORT)' \
+	 TEST_NGINX_SERVROOT='$(ASAN_SERVROOT)' \
+	 tools/build/asan-test.sh $(T)
+
+# The ASan nginx: Debian's nginx source (downloaded once into build/src),
+# configured again only when config changes; the module is recompiled
+# whenever its sources change.
+$(ASAN_NGINX): config $(MODULE_SRCS) tools/build/asan-build.sh $(SYSTEM_DEPS) | deps
+	@tools/build/asan-build.sh
+
+# Remove what the builds and tests made; keep libjwt and the downloads.
+clean:
+	rm -rf $(NGX_DYN) $(MODULE_SO) build/asan t/servroot t/servroot-*
+
+# Remove all of build/.
+distclean: clean
+	rm -rf build

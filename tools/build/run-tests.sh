@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs the Test::Nginx suite with prove.
+#
+# usage: run-tests.sh [TEST_FILE_OR_DIR...]    (default: t)
+#
+# Environment (the Makefile sets these):
+#   TEST_NGINX_BINARY        nginx to test (default /usr/sbin/nginx)
+#   TEST_NGINX_LOAD_MODULES  dynamic modules to load (may be empty)
+#   TEST_NGINX_SERVER_PORT   listen address (default 127.0.0.1:1984)
+#   TEST_NGINX_SERVROOT      server root (default t/servroot)
+#   TEST_NGINX_USE_VALGRIND  set to 1 to run nginx under valgrind
+#   PROVE_FLAGS              extra prove options (e.g. -v)
+
+set -euo pipefail
+
+# shellcheck source=tools/build/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+cd "$ROOT"
+
+# nginx takes $NGINX for sockets inherited on a binary upgrade
+unset NGINX
+
+export TEST_NGINX_BINARY="${TEST_NGINX_BINARY:-/usr/sbin/nginx}"
+export TEST_NGINX_LOAD_MODULES="${TEST_NGINX_LOAD_MODULES-}"
+export TEST_NGINX_SERVER_PORT="${TEST_NGINX_SERVER_PORT:-127.0.0.1:1984}"
+export TEST_NGINX_SERVROOT="${TEST_NGINX_SERVROOT:-$ROOT/t/servroot}"
+
+# Our own Test::Nginx::Socket (t/lib) unless one is installed.
+if ! perl -MTest::Nginx::Socket -e1 > /dev/null 2>&1; then
+    export PERL5LIB="$ROOT/t/lib${PERL5LIB:+:$PERL5LIB}"
+fi
+
+if [ "$#" -eq 0 ]; then
+    set -- t
+fi
+
+# PROVE_FLAGS is split on purpose
+# shellcheck disable=SC2086
+exec prove -r ${PROVE_FLAGS-} "$@"

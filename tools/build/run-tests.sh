@@ -26,6 +26,10 @@ export TEST_NGINX_LOAD_MODULES="${TEST_NGINX_LOAD_MODULES-}"
 export TEST_NGINX_SERVER_PORT="${TEST_NGINX_SERVER_PORT:-127.0.0.1:1984}"
 export TEST_NGINX_SERVROOT="${TEST_NGINX_SERVROOT:-$ROOT/t/servroot}"
 
+# the real Test::Nginx connects to TEST_NGINX_CLIENT_PORT (or to the whole
+# TEST_NGINX_SERVER_PORT value, which is host:port here)
+export TEST_NGINX_CLIENT_PORT="${TEST_NGINX_CLIENT_PORT:-${TEST_NGINX_SERVER_PORT##*:}}"
+
 # Our own Test::Nginx::Socket (t/lib) unless one is installed.
 if ! perl -MTest::Nginx::Socket -e1 > /dev/null 2>&1; then
     export PERL5LIB="$ROOT/t/lib${PERL5LIB:+:$PERL5LIB}"

@@ -16,6 +16,7 @@
 #include <ngx_http.h>
 
 #include <jwt.h>
+#include <jansson.h>
 
 
 /* the parts of a request the action digest may cover */
@@ -82,14 +83,35 @@ typedef enum {
     NGX_HTTP_CIBA_MISMATCH,
     NGX_HTTP_CIBA_REPLAYED,
     NGX_HTTP_CIBA_TOO_LARGE,
-    NGX_HTTP_CIBA_UNAVAILABLE
+    NGX_HTTP_CIBA_UNAVAILABLE,
+    NGX_HTTP_CIBA_PENDING,
+    NGX_HTTP_CIBA_DENIED,
+    NGX_HTTP_CIBA_EXPIRED,
+    NGX_HTTP_CIBA_MISCONFIGURED,
+    NGX_HTTP_CIBA_RATE_LIMITED,
+    NGX_HTTP_CIBA_NO_SUBJECT
 } ngx_http_ciba_outcome_e;
+
+
+/* token checks that differ for a token the module fetched itself */
+#define NGX_HTTP_CIBA_TOKEN_FROM_AS  0x0001
 
 
 typedef struct {
     ngx_shm_zone_t             *shm_zone;
-    ngx_str_t                   state_file;
+    u_char                     *handle_key;  /* ciba_handle_key, 32 bytes */
 } ngx_http_ciba_main_conf_t;
+
+
+/* what a sealed handle holds */
+typedef struct {
+    time_t                      expire;
+    time_t                      interval;
+    ngx_uint_t                  mode;
+    u_char                      digest[32];
+    u_char                      subject[32];
+    ngx_str_t                   auth_req_id;
+} ngx_http_ciba_handle_t;
 
 
 typedef struct {
@@ -113,6 +135,22 @@ typedef struct {
     ngx_http_complex_value_t   *subject;
 
     ngx_uint_t                  log_level;
+
+    /* asking the human: the CIBA flow */
+    ngx_str_t                   bc_uri;
+    ngx_str_t                   token_uri;
+    ngx_http_complex_value_t   *client_id;
+    ngx_http_complex_value_t   *client_secret;
+    ngx_str_t                   scope;
+    ngx_http_complex_value_t   *login_hint;
+    ngx_http_complex_value_t   *binding_message;
+    size_t                      binding_max;
+    u_char                     *binding_chars;  /* 256 flags */
+    time_t                      requested_expiry;
+    ngx_http_complex_value_t   *acr_values;
+    ngx_str_t                   handle_header;
+    ngx_uint_t                  pending_status;
+    ngx_uint_t                  max_pending;
 } ngx_http_ciba_loc_conf_t;
 
 
@@ -129,6 +167,32 @@ typedef struct {
     ngx_uint_t                  alg_bit;
     u_char                      record[32];  /* SHA-256(iss NUL jti) */
 } ngx_http_ciba_token_t;
+
+
+/* states of a pending approval */
+#define NGX_HTTP_CIBA_PENDING_REQUESTING  1   /* asking the AS */
+#define NGX_HTTP_CIBA_PENDING_WAITING     2   /* the human is asked */
+#define NGX_HTTP_CIBA_PENDING_READY       3   /* pinged: poll at once */
+#define NGX_HTTP_CIBA_PENDING_DENIED      4
+#define NGX_HTTP_CIBA_PENDING_EXPIRED     5
+#define NGX_HTTP_CIBA_PENDING_DONE        6   /* removes the record */
+
+/* delivery modes */
+#define NGX_HTTP_CIBA_MODE_POLL           0
+#define NGX_HTTP_CIBA_MODE_PING           1
+#define NGX_HTTP_CIBA_MODE_PUSH           2
+
+
+typedef struct {
+    ngx_uint_t                  state;
+    time_t                      expire;     /* of the approval */
+    time_t                      next_poll;
+    time_t                      interval;
+    ngx_uint_t                  mode;
+    ngx_str_t                   handle;
+    ngx_str_t                   auth_req_id;
+    ngx_str_t                   token;      /* a pushed access token */
+} ngx_http_ciba_pending_t;
 
 
 /* per request state; also the source of the log variables */
@@ -149,10 +213,30 @@ typedef struct {
     ngx_int_t                   rc;         /* what to return on re-entry */
     time_t                      retry_after;
 
+    /* the CIBA flow */
+    ngx_uint_t                  step;
+    ngx_str_t                   login_hint;
+    u_char                      subject_key[32];
+    u_char                      pending_key[32];
+    ngx_http_ciba_handle_t      handle;
+    ngx_str_t                   handle_str;
+    time_t                      expires_in;
+    time_t                      interval;
+    ngx_uint_t                  as_status;
+    ngx_str_t                   as_body;
+    ngx_str_t                   as_error;
+
     unsigned                    decided:1;
     unsigned                    reading_body:1;
     unsigned                    body_read:1;
+    unsigned                    as_done:1;
 } ngx_http_ciba_ctx_t;
+
+
+/* steps of the CIBA flow */
+#define NGX_HTTP_CIBA_STEP_NONE      0
+#define NGX_HTTP_CIBA_STEP_BC        1   /* backchannel request sent */
+#define NGX_HTTP_CIBA_STEP_TOKEN     2   /* token request sent */
 
 
 extern ngx_module_t  ngx_http_ciba_module;
@@ -178,11 +262,39 @@ char *ngx_http_ciba_algorithms(ngx_conf_t *cf, ngx_command_t *cmd,
 ngx_int_t ngx_http_ciba_keys_check(ngx_conf_t *cf,
     ngx_http_ciba_loc_conf_t *clcf);
 ngx_http_ciba_alg_t *ngx_http_ciba_alg_by_name(u_char *name, size_t len);
+ngx_int_t ngx_http_ciba_conf_read_file(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *content);
 
 /* ngx_http_ciba_token.c */
 ngx_int_t ngx_http_ciba_token_check(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
-    ngx_str_t *raw, ngx_http_ciba_token_t *tok);
+    ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags);
+
+/* ngx_http_ciba_handle.c */
+ngx_int_t ngx_http_ciba_handle_seal(ngx_http_request_t *r, u_char *key,
+    ngx_http_ciba_handle_t *h, ngx_str_t *handle);
+ngx_int_t ngx_http_ciba_handle_open(ngx_http_request_t *r, u_char *key,
+    ngx_str_t *handle, ngx_http_ciba_handle_t *h);
+char *ngx_http_ciba_handle_key(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* ngx_http_ciba_backchannel.c */
+ngx_int_t ngx_http_ciba_as_request(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_uint_t step);
+json_t *ngx_http_ciba_as_json(ngx_http_request_t *r,
+    ngx_http_ciba_ctx_t *ctx);
+ngx_int_t ngx_http_ciba_render_binding(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+char *ngx_http_ciba_binding_chars(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+/* ngx_http_ciba_approval.c */
+ngx_int_t ngx_http_ciba_approval(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_str_t *handle);
+char *ngx_http_ciba_check_flow(ngx_conf_t *cf,
+    ngx_http_ciba_loc_conf_t *clcf);
 
 /* ngx_http_ciba_store.c */
 char *ngx_http_ciba_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -193,6 +305,21 @@ ngx_int_t ngx_http_ciba_store_seen(ngx_shm_zone_t *zone, u_char *key);
 ngx_int_t ngx_http_ciba_store_consume(ngx_shm_zone_t *zone, u_char *key,
     time_t expire, time_t *retry_after, ngx_log_t *log);
 void ngx_http_ciba_store_save(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_ciba_store_key2(ngx_str_t *a, ngx_str_t *b, ngx_str_t *c,
+    u_char *hash);
+ngx_int_t ngx_http_ciba_pending_key(ngx_str_t *subject, ngx_str_t *digest,
+    u_char *key, u_char *subject_key);
+ngx_int_t ngx_http_ciba_pending_get(ngx_shm_zone_t *zone, u_char *key,
+    ngx_pool_t *pool, ngx_http_ciba_pending_t *p);
+ngx_int_t ngx_http_ciba_pending_begin(ngx_shm_zone_t *zone, u_char *key,
+    u_char *subject, ngx_uint_t max, time_t expire, ngx_log_t *log);
+ngx_int_t ngx_http_ciba_pending_set(ngx_shm_zone_t *zone, u_char *key,
+    ngx_http_ciba_pending_t *p, ngx_log_t *log);
+ngx_int_t ngx_http_ciba_pending_poll(ngx_shm_zone_t *zone, u_char *key,
+    time_t *next);
+void ngx_http_ciba_pending_update(ngx_shm_zone_t *zone, u_char *key,
+    ngx_uint_t state, time_t interval);
+u_char *ngx_http_ciba_store_handle_key(ngx_shm_zone_t *zone);
 
 /* ngx_http_ciba_answer.c */
 ngx_int_t ngx_http_ciba_answer(ngx_http_request_t *r,

@@ -57,22 +57,55 @@ static ngx_http_ciba_answer_t  ngx_http_ciba_answers[] = {
 
     /* NGX_HTTP_CIBA_UNAVAILABLE */
     { NGX_HTTP_SERVICE_UNAVAILABLE, "approval_unavailable",
-      "the approval cannot be checked now; retry later" }
+      "the approval cannot be checked now; retry later" },
+
+    /* NGX_HTTP_CIBA_PENDING: the status is ciba_pending_status */
+    { NGX_HTTP_UNAUTHORIZED, "approval_pending",
+      "a human was asked to approve this action; retry the same request "
+      "(with the approval handle) after the interval" },
+
+    /* NGX_HTTP_CIBA_DENIED */
+    { NGX_HTTP_FORBIDDEN, "approval_denied",
+      "the approval was denied" },
+
+    /* NGX_HTTP_CIBA_EXPIRED */
+    { NGX_HTTP_FORBIDDEN, "approval_expired",
+      "the approval expired; a new request asks again" },
+
+    /* NGX_HTTP_CIBA_MISCONFIGURED */
+    { NGX_HTTP_BAD_GATEWAY, "approval_misconfigured",
+      "the authorization server refused this gateway's request" },
+
+    /* NGX_HTTP_CIBA_RATE_LIMITED */
+    { NGX_HTTP_TOO_MANY_REQUESTS, "approval_rate_limited",
+      "too many approvals are pending for this subject" },
+
+    /* NGX_HTTP_CIBA_NO_SUBJECT */
+    { NGX_HTTP_BAD_REQUEST, "approval_subject_missing",
+      "there is nobody to ask: the login hint is empty" }
 };
 
 
 ngx_int_t
 ngx_http_ciba_answer(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
 {
-    char                    *dump;
-    size_t                   len;
-    json_t                  *obj;
-    ngx_int_t                rc;
-    ngx_buf_t               *b;
-    ngx_chain_t              out;
-    ngx_http_ciba_answer_t  *a;
+    char                      *dump;
+    size_t                     len;
+    json_t                    *obj;
+    ngx_int_t                  rc;
+    ngx_buf_t                 *b;
+    ngx_uint_t                 status;
+    ngx_chain_t                out;
+    ngx_http_ciba_answer_t    *a;
+    ngx_http_ciba_loc_conf_t  *clcf;
 
     a = &ngx_http_ciba_answers[ctx->outcome];
+    status = a->status;
+
+    if (ctx->outcome == NGX_HTTP_CIBA_PENDING) {
+        clcf = ngx_http_get_module_loc_conf(r, ngx_http_ciba_module);
+        status = clcf->pending_status;
+    }
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
         r->keepalive = 0;
@@ -105,6 +138,27 @@ ngx_http_ciba_answer(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
         goto failed;
     }
 
+    if (ctx->outcome == NGX_HTTP_CIBA_PENDING) {
+        if ((ctx->handle_str.len
+             && ngx_http_ciba_json_set(obj, "approval_handle",
+                                       ctx->handle_str.data,
+                                       ctx->handle_str.len)
+                != NGX_OK)
+            || json_object_set_new(obj, "expires_in",
+                                   json_integer(ngx_max(ctx->expires_in, 0)))
+               != 0
+            || json_object_set_new(obj, "interval",
+                                   json_integer(ctx->interval))
+               != 0
+            || ngx_http_ciba_json_set(obj, "binding_message",
+                                      ctx->binding_message.data,
+                                      ctx->binding_message.len)
+               != NGX_OK)
+        {
+            goto failed;
+        }
+    }
+
     dump = json_dumps(obj, JSON_COMPACT);
     if (dump == NULL) {
         goto failed;
@@ -125,7 +179,7 @@ ngx_http_ciba_answer(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
     free(dump);
     json_decref(obj);
 
-    r->headers_out.status = a->status;
+    r->headers_out.status = status;
     r->headers_out.content_length_n = b->last - b->pos;
 
     ngx_str_set(&r->headers_out.content_type, "application/json");
@@ -139,7 +193,7 @@ ngx_http_ciba_answer(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (a->status == NGX_HTTP_UNAUTHORIZED) {
+    if (status == NGX_HTTP_UNAUTHORIZED) {
         len = sizeof("Approval realm=\"ciba\", error=\"\"") - 1
               + ngx_strlen(a->error);
 
@@ -161,7 +215,10 @@ ngx_http_ciba_answer(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
         }
     }
 
-    if (a->status == NGX_HTTP_SERVICE_UNAVAILABLE) {
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE
+        || status == NGX_HTTP_TOO_MANY_REQUESTS
+        || ctx->outcome == NGX_HTTP_CIBA_PENDING)
+    {
         dump = ngx_pnalloc(r->pool, NGX_TIME_T_LEN);
         if (dump == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;

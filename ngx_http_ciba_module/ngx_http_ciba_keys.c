@@ -24,8 +24,6 @@
 #define NGX_HTTP_CIBA_KEY_FILE_MAX  (1024 * 1024)
 
 
-static ngx_int_t ngx_http_ciba_read_file(ngx_conf_t *cf, ngx_str_t *name,
-    ngx_str_t *content);
 static jwk_set_t *ngx_http_ciba_load_jwks(ngx_conf_t *cf, ngx_str_t *name,
     ngx_str_t *content);
 static jwk_set_t *ngx_http_ciba_load_pem(ngx_conf_t *cf, ngx_str_t *name,
@@ -151,7 +149,7 @@ ngx_http_ciba_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_ciba_read_file(cf, &name, &content) != NGX_OK) {
+    if (ngx_http_ciba_conf_read_file(cf, &name, &content) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -405,8 +403,9 @@ ngx_http_ciba_keys_check(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf)
 }
 
 
-static ngx_int_t
-ngx_http_ciba_read_file(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *content)
+ngx_int_t
+ngx_http_ciba_conf_read_file(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *content)
 {
     off_t            size;
     ssize_t          n;

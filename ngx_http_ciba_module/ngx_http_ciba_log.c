@@ -31,7 +31,13 @@ static ngx_str_t  ngx_http_ciba_outcome_names[] = {
     ngx_string("mismatch"),
     ngx_string("replayed"),
     ngx_string("body_too_large"),
-    ngx_string("unavailable")
+    ngx_string("unavailable"),
+    ngx_string("pending"),
+    ngx_string("denied"),
+    ngx_string("expired"),
+    ngx_string("misconfigured"),
+    ngx_string("rate_limited"),
+    ngx_string("no_subject")
 };
 
 
@@ -205,10 +211,11 @@ ngx_http_ciba_log_decision(ngx_http_request_t *r,
     ngx_log_error(clcf->log_level, r->connection->log, 0,
                   "ciba: decision=%V reason=%s action=\"%s\" "
                   "subject=\"%s\" approver=\"%s\" jti=\"%s\" kid=\"%s\" "
-                  "alg=%V digest=%V",
+                  "alg=%V digest=%V%s%V",
                   &ngx_http_ciba_outcome_names[ctx->outcome], ctx->reason,
                   action, subject, approver, jti, kid, &ctx->alg,
-                  &ctx->digest);
+                  &ctx->digest, ctx->request_ref.len ? " request_ref=" : "",
+                  &ctx->request_ref);
 }
 
 

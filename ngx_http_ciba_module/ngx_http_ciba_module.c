@@ -18,8 +18,11 @@ static ngx_int_t ngx_http_ciba_subrequest(ngx_http_request_t *r);
 static void ngx_http_ciba_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ciba_decide(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
-static ngx_int_t ngx_http_ciba_find_token(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_str_t *token);
+static ngx_int_t ngx_http_ciba_ask(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_str_t *handle);
+static ngx_int_t ngx_http_ciba_find_header(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_str_t *value);
 static ngx_int_t ngx_http_ciba_finish(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
 static void ngx_http_ciba_cleanup(void *data);
@@ -28,6 +31,8 @@ static void *ngx_http_ciba_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_ciba_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static char *ngx_http_ciba_default_chars(ngx_conf_t *cf,
+    ngx_http_ciba_loc_conf_t *clcf);
 static char *ngx_http_ciba_audience(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ciba_leeway_post(ngx_conf_t *cf, void *post,
@@ -177,6 +182,111 @@ static ngx_command_t  ngx_http_ciba_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ciba_loc_conf_t, log_level),
       &ngx_http_ciba_log_levels },
+
+    { ngx_string("ciba_handle_key"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_ciba_handle_key,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ciba_backchannel_endpoint"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, bc_uri),
+      NULL },
+
+    { ngx_string("ciba_token_endpoint"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, token_uri),
+      NULL },
+
+    { ngx_string("ciba_client_id"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, client_id),
+      NULL },
+
+    { ngx_string("ciba_client_secret"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, client_secret),
+      NULL },
+
+    { ngx_string("ciba_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, scope),
+      NULL },
+
+    { ngx_string("ciba_login_hint"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, login_hint),
+      NULL },
+
+    { ngx_string("ciba_binding_message"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, binding_message),
+      NULL },
+
+    { ngx_string("ciba_binding_message_max"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, binding_max),
+      NULL },
+
+    { ngx_string("ciba_binding_message_chars"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_ciba_binding_chars,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ciba_requested_expiry"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, requested_expiry),
+      NULL },
+
+    { ngx_string("ciba_acr_values"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, acr_values),
+      NULL },
+
+    { ngx_string("ciba_handle_header"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, handle_header),
+      NULL },
+
+    { ngx_string("ciba_pending_status"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, pending_status),
+      NULL },
+
+    { ngx_string("ciba_max_pending"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, max_pending),
+      NULL },
 
       ngx_null_command
 };
@@ -349,6 +459,11 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
+    if (ctx->step != NGX_HTTP_CIBA_STEP_NONE) {
+        /* woken up by the AS's answer */
+        return ngx_http_ciba_ask(r, clcf, ctx, NULL);
+    }
+
     if (ctx->action.len == 0) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ciba: the action evaluated to an empty string");
@@ -372,12 +487,26 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         return ngx_http_ciba_finish(r, clcf, ctx);
     }
 
-    rc = ngx_http_ciba_find_token(r, clcf, &token);
+    rc = ngx_http_ciba_find_header(r, &clcf->token_header, &token);
 
     if (rc == NGX_DECLINED) {
-        ctx->outcome = NGX_HTTP_CIBA_REQUIRED;
-        ctx->reason = "no_token";
-        return ngx_http_ciba_finish(r, clcf, ctx);
+
+        if (clcf->bc_uri.len == 0) {
+            ctx->outcome = NGX_HTTP_CIBA_REQUIRED;
+            ctx->reason = "no_token";
+            return ngx_http_ciba_finish(r, clcf, ctx);
+        }
+
+        rc = ngx_http_ciba_find_header(r, &clcf->handle_header, &token);
+
+        if (rc == NGX_BUSY) {
+            ctx->outcome = NGX_HTTP_CIBA_INVALID;
+            ctx->reason = "several_handles";
+            return ngx_http_ciba_finish(r, clcf, ctx);
+        }
+
+        return ngx_http_ciba_ask(r, clcf, ctx,
+                                 (rc == NGX_OK) ? &token : NULL);
     }
 
     if (rc == NGX_BUSY) {
@@ -386,9 +515,23 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         return ngx_http_ciba_finish(r, clcf, ctx);
     }
 
+    if (token.len > 7 && ngx_strncasecmp(token.data, (u_char *) "Bearer ", 7)
+                         == 0)
+    {
+        token.data += 7;
+        token.len -= 7;
+    }
+
+    if (clcf->keys == NULL) {
+        /* no keys: only tokens the module fetched itself are taken */
+        ctx->outcome = NGX_HTTP_CIBA_INVALID;
+        ctx->reason = "tokens_not_accepted";
+        return ngx_http_ciba_finish(r, clcf, ctx);
+    }
+
     ngx_memzero(&tok, sizeof(ngx_http_ciba_token_t));
 
-    rc = ngx_http_ciba_token_check(r, clcf, ctx, &token, &tok);
+    rc = ngx_http_ciba_token_check(r, clcf, ctx, &token, &tok, 0);
 
     if (rc == NGX_DECLINED) {
         return ngx_http_ciba_finish(r, clcf, ctx);
@@ -465,14 +608,39 @@ ngx_http_ciba_finish(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
 
 
 /*
- * Finds the approval token header.  NGX_DECLINED: none; NGX_BUSY: more
- * than one (ambiguous, refused).  A "Bearer " prefix is accepted so that
- * the token may also travel in an Authorization-style header.
+ * The CIBA flow: NGX_AGAIN while the AS is asked (the phases run again
+ * when it answers), else the decision.
  */
 
 static ngx_int_t
-ngx_http_ciba_find_token(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_str_t *token)
+ngx_http_ciba_ask(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+    ngx_http_ciba_ctx_t *ctx, ngx_str_t *handle)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_ciba_approval(r, clcf, ctx, handle);
+
+    if (rc == NGX_AGAIN) {
+        return NGX_AGAIN;
+    }
+
+    if (rc == NGX_ERROR) {
+        ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
+        ctx->reason = "internal_error";
+    }
+
+    return ngx_http_ciba_finish(r, clcf, ctx);
+}
+
+
+/*
+ * Finds a request header by name.  NGX_DECLINED: none; NGX_BUSY: more than
+ * one (ambiguous, refused).
+ */
+
+static ngx_int_t
+ngx_http_ciba_find_header(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_str_t *value)
 {
     ngx_uint_t        i, n;
     ngx_list_part_t  *part;
@@ -494,10 +662,8 @@ ngx_http_ciba_find_token(ngx_http_request_t *r,
             i = 0;
         }
 
-        if (h[i].key.len != clcf->token_header.len
-            || ngx_strncasecmp(h[i].key.data, clcf->token_header.data,
-                               h[i].key.len)
-               != 0)
+        if (h[i].key.len != name->len
+            || ngx_strncasecmp(h[i].key.data, name->data, name->len) != 0)
         {
             continue;
         }
@@ -506,21 +672,10 @@ ngx_http_ciba_find_token(ngx_http_request_t *r,
             return NGX_BUSY;
         }
 
-        *token = h[i].value;
+        *value = h[i].value;
     }
 
-    if (n == 0) {
-        return NGX_DECLINED;
-    }
-
-    if (token->len > 7 && ngx_strncasecmp(token->data, (u_char *) "Bearer ", 7)
-                          == 0)
-    {
-        token->data += 7;
-        token->len -= 7;
-    }
-
-    return NGX_OK;
+    return n ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -614,6 +769,10 @@ ngx_http_ciba_create_loc_conf(ngx_conf_t *cf)
     clcf->leeway = NGX_CONF_UNSET;
     clcf->max_age = NGX_CONF_UNSET;
     clcf->log_level = NGX_CONF_UNSET_UINT;
+    clcf->binding_max = NGX_CONF_UNSET_SIZE;
+    clcf->requested_expiry = NGX_CONF_UNSET;
+    clcf->pending_status = NGX_CONF_UNSET_UINT;
+    clcf->max_pending = NGX_CONF_UNSET_UINT;
 
     return clcf;
 }
@@ -666,6 +825,49 @@ ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->log_level, prev->log_level,
                               NGX_LOG_INFO);
 
+    ngx_conf_merge_str_value(conf->bc_uri, prev->bc_uri, "");
+    ngx_conf_merge_str_value(conf->token_uri, prev->token_uri, "");
+    ngx_conf_merge_str_value(conf->scope, prev->scope, "openid");
+    ngx_conf_merge_size_value(conf->binding_max, prev->binding_max, 20);
+    ngx_conf_merge_sec_value(conf->requested_expiry, prev->requested_expiry,
+                             300);
+    ngx_conf_merge_str_value(conf->handle_header, prev->handle_header,
+                             "Approval-Handle");
+    ngx_conf_merge_uint_value(conf->pending_status, prev->pending_status,
+                              NGX_HTTP_UNAUTHORIZED);
+    ngx_conf_merge_uint_value(conf->max_pending, prev->max_pending, 5);
+
+    if (conf->client_id == NULL) {
+        conf->client_id = prev->client_id;
+    }
+
+    if (conf->client_secret == NULL) {
+        conf->client_secret = prev->client_secret;
+    }
+
+    if (conf->login_hint == NULL) {
+        conf->login_hint = prev->login_hint;
+    }
+
+    if (conf->binding_message == NULL) {
+        conf->binding_message = prev->binding_message;
+    }
+
+    if (conf->acr_values == NULL) {
+        conf->acr_values = prev->acr_values;
+    }
+
+    if (conf->binding_chars == NULL) {
+        conf->binding_chars = prev->binding_chars;
+    }
+
+    if (conf->binding_chars == NULL) {
+        /* what Keycloak, Auth0 and oidc-provider all accept */
+        if (ngx_http_ciba_default_chars(cf, conf) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
     if (!conf->enable) {
         return NGX_CONF_OK;
     }
@@ -687,6 +889,23 @@ ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (conf->max_age <= 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"ciba_token_max_age\" must be positive");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->bc_uri.len) {
+        if (ngx_http_ciba_check_flow(cf, conf) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (conf->keys == NULL) {
+            /* tokens only from the token endpoint, opaque or not */
+            return NGX_CONF_OK;
+        }
+    }
+
     if (conf->issuer.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ciba\" is on but \"ciba_issuer\" is not set");
@@ -699,14 +918,28 @@ ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
-    if (conf->max_age <= 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"ciba_token_max_age\" must be positive");
+    if (ngx_http_ciba_keys_check(cf, conf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
-    if (ngx_http_ciba_keys_check(cf, conf) != NGX_OK) {
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_ciba_default_chars(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf)
+{
+    u_char      *p;
+    static char  chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                           "0123456789-._+/!?#";
+
+    clcf->binding_chars = ngx_pcalloc(cf->pool, 256);
+    if (clcf->binding_chars == NULL) {
         return NGX_CONF_ERROR;
+    }
+
+    for (p = (u_char *) chars; *p; p++) {
+        clcf->binding_chars[*p] = 1;
     }
 
     return NGX_CONF_OK;

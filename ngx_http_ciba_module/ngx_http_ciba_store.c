@@ -20,17 +20,50 @@
 #include "ngx_http_ciba.h"
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 
 
 #define NGX_HTTP_CIBA_STATE_MAGIC  "ngx-ciba-state/1"
 
+
+/*
+ * A record: a single-use mark (kind "used", no data), a pending approval
+ * (kind "pending", with ngx_http_ciba_pending_data_t and its strings), or
+ * the count of a subject's live pending approvals (kind "count", never in
+ * the expiry queue: it goes with the last of them).
+ */
+
+#define NGX_HTTP_CIBA_REC_USED     0
+#define NGX_HTTP_CIBA_REC_PENDING  1
+#define NGX_HTTP_CIBA_REC_COUNT    2
 
 typedef struct {
     ngx_rbtree_node_t           node;
     ngx_queue_t                 queue;
     time_t                      expire;
     u_char                      hash[32];
+    u_char                      kind;
+    u_char                      state;
+    u_short                     len;
+    ngx_uint_t                  count;
+    u_char                      data[1];
 } ngx_http_ciba_record_t;
+
+
+typedef struct {
+    time_t                      next_poll;
+    time_t                      interval;
+    time_t                      approval_expire;
+    u_char                      subject[32];
+    u_short                     handle_len;
+    u_short                     areq_len;
+    u_short                     token_len;
+    u_char                      mode;
+} ngx_http_ciba_pending_data_t;
+
+
+#define ngx_http_ciba_record_size(n)                                         \
+    (offsetof(ngx_http_ciba_record_t, data) + (n))
 
 
 typedef struct {
@@ -39,6 +72,7 @@ typedef struct {
     ngx_queue_t                 queue;      /* latest expiry at the head */
     time_t                      epoch;
     ngx_uint_t                  count;
+    u_char                      handle_key[32];
 } ngx_http_ciba_shctx_t;
 
 
@@ -72,8 +106,11 @@ static ngx_http_ciba_record_t *ngx_http_ciba_lookup(
     ngx_http_ciba_shctx_t *sh, u_char *hash);
 static void ngx_http_ciba_expire(ngx_http_ciba_zone_t *zone, time_t now,
     ngx_uint_t n);
-static ngx_int_t ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone,
-    u_char *hash, time_t expire);
+static ngx_http_ciba_record_t *ngx_http_ciba_insert(
+    ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire, ngx_uint_t kind,
+    size_t len);
+static void ngx_http_ciba_remove(ngx_http_ciba_zone_t *zone,
+    ngx_http_ciba_record_t *rec);
 static void ngx_http_ciba_load_state(ngx_http_ciba_zone_t *zone,
     ngx_log_t *log);
 static void ngx_http_ciba_save_zone(ngx_http_ciba_zone_t *zone,
@@ -207,6 +244,13 @@ ngx_http_ciba_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     zone->sh->epoch = ngx_time();
     zone->sh->count = 0;
 
+    /* the handle key when no ciba_handle_key is configured */
+    if (RAND_bytes(zone->sh->handle_key, 32) != 1) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "ciba: RAND_bytes() failed");
+        return NGX_ERROR;
+    }
+
     len = sizeof(" in ciba zone \"\"") + shm_zone->shm.name.len;
 
     zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
@@ -225,6 +269,17 @@ ngx_http_ciba_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     }
 
     return NGX_OK;
+}
+
+
+u_char *
+ngx_http_ciba_store_handle_key(ngx_shm_zone_t *shm_zone)
+{
+    ngx_http_ciba_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    return zone->sh->handle_key;
 }
 
 
@@ -254,7 +309,9 @@ ngx_http_ciba_store_seen(ngx_shm_zone_t *shm_zone, u_char *hash)
 
     rec = ngx_http_ciba_lookup(zone->sh, hash);
 
-    rc = (rec && rec->expire > ngx_time()) ? NGX_BUSY : NGX_OK;
+    rc = (rec && rec->kind == NGX_HTTP_CIBA_REC_USED
+          && rec->expire > ngx_time())
+         ? NGX_BUSY : NGX_OK;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
@@ -293,19 +350,19 @@ ngx_http_ciba_store_consume(ngx_shm_zone_t *shm_zone, u_char *hash,
             return NGX_BUSY;
         }
 
-        ngx_queue_remove(&rec->queue);
-        ngx_rbtree_delete(&zone->sh->rbtree, &rec->node);
-        ngx_slab_free_locked(zone->shpool, rec);
-        zone->sh->count--;
+        ngx_http_ciba_remove(zone, rec);
     }
 
-    rc = ngx_http_ciba_insert(zone, hash, expire);
+    rec = ngx_http_ciba_insert(zone, hash, expire, NGX_HTTP_CIBA_REC_USED, 0);
 
-    if (rc == NGX_DECLINED) {
+    if (rec == NULL) {
         /* make room from expired records only, then try once more */
         ngx_http_ciba_expire(zone, now, 0);
-        rc = ngx_http_ciba_insert(zone, hash, expire);
+        rec = ngx_http_ciba_insert(zone, hash, expire,
+                                   NGX_HTTP_CIBA_REC_USED, 0);
     }
+
+    rc = rec ? NGX_OK : NGX_DECLINED;
 
     count = zone->sh->count;
 
@@ -329,22 +386,35 @@ ngx_http_ciba_store_consume(ngx_shm_zone_t *shm_zone, u_char *hash,
 }
 
 
-static ngx_int_t
-ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire)
+static ngx_http_ciba_record_t *
+ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire,
+    ngx_uint_t kind, size_t len)
 {
     ngx_queue_t             *q, *queue;
     ngx_http_ciba_record_t  *rec, *head, *tail, *r;
 
-    rec = ngx_slab_alloc_locked(zone->shpool, sizeof(ngx_http_ciba_record_t));
+    rec = ngx_slab_alloc_locked(zone->shpool,
+                                ngx_http_ciba_record_size(len ? len : 1));
     if (rec == NULL) {
-        return NGX_DECLINED;
+        return NULL;
     }
 
     ngx_memcpy(rec->hash, hash, 32);
     ngx_memcpy(&rec->node.key, hash, sizeof(ngx_rbtree_key_t));
     rec->expire = expire;
+    rec->kind = (u_char) kind;
+    rec->state = 0;
+    rec->len = (u_short) len;
+    rec->count = 0;
 
     ngx_rbtree_insert(&zone->sh->rbtree, &rec->node);
+
+    zone->sh->count++;
+
+    if (kind == NGX_HTTP_CIBA_REC_COUNT) {
+        ngx_queue_init(&rec->queue);
+        return rec;
+    }
 
     /*
      * keep the queue ordered by expiry, latest at the head; a new record
@@ -405,9 +475,35 @@ ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire)
 
 done:
 
-    zone->sh->count++;
+    return rec;
+}
 
-    return NGX_OK;
+
+static void
+ngx_http_ciba_remove(ngx_http_ciba_zone_t *zone, ngx_http_ciba_record_t *rec)
+{
+    ngx_http_ciba_record_t        *counter;
+    ngx_http_ciba_pending_data_t  *pd;
+
+    if (rec->kind == NGX_HTTP_CIBA_REC_PENDING) {
+        pd = (ngx_http_ciba_pending_data_t *) rec->data;
+
+        counter = ngx_http_ciba_lookup(zone->sh, pd->subject);
+
+        if (counter && counter->kind == NGX_HTTP_CIBA_REC_COUNT
+            && --counter->count == 0)
+        {
+            ngx_http_ciba_remove(zone, counter);
+        }
+    }
+
+    if (rec->kind != NGX_HTTP_CIBA_REC_COUNT) {
+        ngx_queue_remove(&rec->queue);
+    }
+
+    ngx_rbtree_delete(&zone->sh->rbtree, &rec->node);
+    ngx_slab_free_locked(zone->shpool, rec);
+    zone->sh->count--;
 }
 
 
@@ -433,10 +529,7 @@ ngx_http_ciba_expire(ngx_http_ciba_zone_t *zone, time_t now, ngx_uint_t n)
             return;
         }
 
-        ngx_queue_remove(q);
-        ngx_rbtree_delete(&zone->sh->rbtree, &rec->node);
-        ngx_slab_free_locked(zone->shpool, rec);
-        zone->sh->count--;
+        ngx_http_ciba_remove(zone, rec);
     }
 }
 
@@ -551,6 +644,41 @@ ngx_http_ciba_store_key(ngx_str_t *iss, ngx_str_t *jti, u_char *hash)
 }
 
 
+/* SHA-256(a NUL b NUL c): keys of records that are not single-use marks */
+
+ngx_int_t
+ngx_http_ciba_store_key2(ngx_str_t *a, ngx_str_t *b, ngx_str_t *c,
+    u_char *hash)
+{
+    ngx_int_t      rc;
+    EVP_MD_CTX    *md;
+    unsigned int   len;
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
+        && EVP_DigestUpdate(md, a->data, a->len) == 1
+        && EVP_DigestUpdate(md, "", 1) == 1
+        && EVP_DigestUpdate(md, b->data, b->len) == 1
+        && EVP_DigestUpdate(md, "", 1) == 1
+        && EVP_DigestUpdate(md, c->data, c->len) == 1
+        && EVP_DigestFinal_ex(md, hash, &len) == 1
+        && len == 32)
+    {
+        rc = NGX_OK;
+    }
+
+    EVP_MD_CTX_free(md);
+
+    return rc;
+}
+
+
 /* called from the master process (or the single process) on exit */
 
 void
@@ -642,6 +770,10 @@ ngx_http_ciba_save_zone(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
 
         if (rec->expire <= now) {
             break;
+        }
+
+        if (rec->kind != NGX_HTTP_CIBA_REC_USED) {
+            continue;
         }
 
         srec.expire = rec->expire;
@@ -796,8 +928,9 @@ ngx_http_ciba_load_state(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
             continue;
         }
 
-        if (ngx_http_ciba_insert(zone, srec.hash, (time_t) srec.expire)
-            != NGX_OK)
+        if (ngx_http_ciba_insert(zone, srec.hash, (time_t) srec.expire,
+                                 NGX_HTTP_CIBA_REC_USED, 0)
+            == NULL)
         {
             /*
              * keep the fresh epoch, which refuses every token the saved
@@ -846,4 +979,358 @@ done:
                       "remove it before the next start",
                       &zone->state_file);
     }
+}
+
+
+/*
+ * Pending approvals, keyed by SHA-256("pending" NUL subject NUL digest);
+ * the count of a subject's live pending approvals is a record of its own.
+ */
+
+ngx_int_t
+ngx_http_ciba_pending_get(ngx_shm_zone_t *shm_zone, u_char *key,
+    ngx_pool_t *pool, ngx_http_ciba_pending_t *p)
+{
+    u_char                        *data;
+    ngx_int_t                      rc;
+    ngx_http_ciba_zone_t          *zone;
+    ngx_http_ciba_record_t        *rec;
+    ngx_http_ciba_pending_data_t  *pd;
+
+    zone = shm_zone->data;
+
+    ngx_memzero(p, sizeof(ngx_http_ciba_pending_t));
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rec = ngx_http_ciba_lookup(zone->sh, key);
+
+    if (rec == NULL || rec->kind != NGX_HTTP_CIBA_REC_PENDING
+        || rec->expire <= ngx_time())
+    {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    pd = (ngx_http_ciba_pending_data_t *) rec->data;
+
+    p->state = rec->state;
+    p->expire = pd->approval_expire;
+    p->next_poll = pd->next_poll;
+    p->interval = pd->interval;
+    p->mode = pd->mode;
+
+    rc = NGX_OK;
+
+    data = ngx_pnalloc(pool, pd->handle_len + pd->areq_len + pd->token_len
+                             + 1);
+    if (data == NULL) {
+        rc = NGX_ERROR;
+        goto done;
+    }
+
+    p->handle.data = data;
+    p->handle.len = pd->handle_len;
+    p->auth_req_id.data = data + pd->handle_len;
+    p->auth_req_id.len = pd->areq_len;
+    p->token.data = data + pd->handle_len + pd->areq_len;
+    p->token.len = pd->token_len;
+
+    ngx_memcpy(data, rec->data + sizeof(ngx_http_ciba_pending_data_t),
+               pd->handle_len + pd->areq_len + pd->token_len);
+
+done:
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * Starts a pending approval, atomically: NGX_OK, the caller asks the AS;
+ * NGX_BUSY, one exists already (ask again with _get); NGX_DECLINED, the
+ * subject has "max" live ones; NGX_ABORT, the zone is full.
+ */
+
+ngx_int_t
+ngx_http_ciba_pending_begin(ngx_shm_zone_t *shm_zone, u_char *key,
+    u_char *subject, ngx_uint_t max, time_t expire, ngx_log_t *log)
+{
+    time_t                         now;
+    ngx_http_ciba_zone_t          *zone;
+    ngx_http_ciba_record_t        *rec, *counter;
+    ngx_http_ciba_pending_data_t  *pd;
+
+    zone = shm_zone->data;
+    now = ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_ciba_expire(zone, now, 2);
+
+    rec = ngx_http_ciba_lookup(zone->sh, key);
+
+    if (rec && rec->kind == NGX_HTTP_CIBA_REC_PENDING) {
+        if (rec->expire > now) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return NGX_BUSY;
+        }
+
+        ngx_http_ciba_remove(zone, rec);
+    }
+
+    counter = ngx_http_ciba_lookup(zone->sh, subject);
+
+    if (counter && counter->count >= max) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    if (counter == NULL) {
+        counter = ngx_http_ciba_insert(zone, subject, 0,
+                                       NGX_HTTP_CIBA_REC_COUNT, 0);
+        if (counter == NULL) {
+            ngx_http_ciba_expire(zone, now, 0);
+            counter = ngx_http_ciba_insert(zone, subject, 0,
+                                           NGX_HTTP_CIBA_REC_COUNT, 0);
+        }
+
+        if (counter == NULL) {
+            goto full;
+        }
+    }
+
+    rec = ngx_http_ciba_insert(zone, key, expire, NGX_HTTP_CIBA_REC_PENDING,
+                               sizeof(ngx_http_ciba_pending_data_t));
+    if (rec == NULL) {
+        ngx_http_ciba_expire(zone, now, 0);
+        rec = ngx_http_ciba_insert(zone, key, expire,
+                                   NGX_HTTP_CIBA_REC_PENDING,
+                                   sizeof(ngx_http_ciba_pending_data_t));
+    }
+
+    if (rec == NULL) {
+        if (counter->count == 0) {
+            ngx_http_ciba_remove(zone, counter);
+        }
+
+        goto full;
+    }
+
+    counter->count++;
+
+    rec->state = NGX_HTTP_CIBA_PENDING_REQUESTING;
+
+    pd = (ngx_http_ciba_pending_data_t *) rec->data;
+    ngx_memzero(pd, sizeof(ngx_http_ciba_pending_data_t));
+    ngx_memcpy(pd->subject, subject, 32);
+    pd->approval_expire = expire;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return NGX_OK;
+
+full:
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "ciba: zone \"%V\" is full, no room for a pending "
+                  "approval", &shm_zone->shm.name);
+
+    return NGX_ABORT;
+}
+
+
+/* stores what the AS answered for a pending approval */
+
+ngx_int_t
+ngx_http_ciba_pending_set(ngx_shm_zone_t *shm_zone, u_char *key,
+    ngx_http_ciba_pending_t *p, ngx_log_t *log)
+{
+    u_char                        *d;
+    size_t                         len;
+    ngx_http_ciba_zone_t          *zone;
+    ngx_http_ciba_record_t        *rec, *old;
+    ngx_http_ciba_pending_data_t  *pd, *opd;
+
+    zone = shm_zone->data;
+
+    if (p->handle.len > 4096 || p->auth_req_id.len > 1024
+        || p->token.len > 16384)
+    {
+        return NGX_ERROR;
+    }
+
+    len = sizeof(ngx_http_ciba_pending_data_t) + p->handle.len
+          + p->auth_req_id.len + p->token.len;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    old = ngx_http_ciba_lookup(zone->sh, key);
+
+    if (old == NULL || old->kind != NGX_HTTP_CIBA_REC_PENDING) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    opd = (ngx_http_ciba_pending_data_t *) old->data;
+
+    /* a new record takes the old one's place, and its count */
+
+    old->kind = NGX_HTTP_CIBA_REC_USED;
+    ngx_rbtree_delete(&zone->sh->rbtree, &old->node);
+
+    rec = ngx_http_ciba_insert(zone, key, p->expire,
+                               NGX_HTTP_CIBA_REC_PENDING, len);
+
+    if (rec == NULL) {
+        /* give the old record back its place, then remove it properly */
+        ngx_rbtree_insert(&zone->sh->rbtree, &old->node);
+        old->kind = NGX_HTTP_CIBA_REC_PENDING;
+        ngx_http_ciba_remove(zone, old);
+
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "ciba: zone \"%V\" is full, no room for a pending "
+                      "approval", &shm_zone->shm.name);
+        return NGX_ABORT;
+    }
+
+    rec->state = (u_char) p->state;
+
+    pd = (ngx_http_ciba_pending_data_t *) rec->data;
+    ngx_memcpy(pd->subject, opd->subject, 32);
+    pd->approval_expire = p->expire;
+    pd->next_poll = p->next_poll;
+    pd->interval = p->interval;
+    pd->mode = (u_char) p->mode;
+    pd->handle_len = (u_short) p->handle.len;
+    pd->areq_len = (u_short) p->auth_req_id.len;
+    pd->token_len = (u_short) p->token.len;
+
+    d = rec->data + sizeof(ngx_http_ciba_pending_data_t);
+    d = ngx_cpymem(d, p->handle.data, p->handle.len);
+    d = ngx_cpymem(d, p->auth_req_id.data, p->auth_req_id.len);
+    ngx_memcpy(d, p->token.data, p->token.len);
+
+    /* the old record leaves without touching the count */
+    ngx_queue_remove(&old->queue);
+    ngx_slab_free_locked(zone->shpool, old);
+    zone->sh->count--;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return NGX_OK;
+}
+
+
+/*
+ * Claims the right to ask the token endpoint now: NGX_OK, and the next
+ * poll is due an interval later; NGX_BUSY, not yet (*next says when);
+ * NGX_DECLINED, no such pending approval.
+ */
+
+ngx_int_t
+ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
+    time_t *next)
+{
+    time_t                         now;
+    ngx_int_t                      rc;
+    ngx_http_ciba_zone_t          *zone;
+    ngx_http_ciba_record_t        *rec;
+    ngx_http_ciba_pending_data_t  *pd;
+
+    zone = shm_zone->data;
+    now = ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rec = ngx_http_ciba_lookup(zone->sh, key);
+
+    if (rec == NULL || rec->kind != NGX_HTTP_CIBA_REC_PENDING
+        || rec->expire <= now)
+    {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_DECLINED;
+    }
+
+    pd = (ngx_http_ciba_pending_data_t *) rec->data;
+
+    if (rec->state == NGX_HTTP_CIBA_PENDING_READY || now >= pd->next_poll) {
+        pd->next_poll = now + pd->interval;
+        rec->state = NGX_HTTP_CIBA_PENDING_WAITING;
+        rc = NGX_OK;
+
+    } else {
+        rc = NGX_BUSY;
+    }
+
+    *next = pd->next_poll;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+/*
+ * Updates a pending approval's state: "interval" (when not 0) replaces
+ * the polling interval and delays the next poll; NGX_HTTP_CIBA_PENDING_DONE
+ * removes the record.
+ */
+
+void
+ngx_http_ciba_pending_update(ngx_shm_zone_t *shm_zone, u_char *key,
+    ngx_uint_t state, time_t interval)
+{
+    ngx_http_ciba_zone_t          *zone;
+    ngx_http_ciba_record_t        *rec;
+    ngx_http_ciba_pending_data_t  *pd;
+
+    zone = shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rec = ngx_http_ciba_lookup(zone->sh, key);
+
+    if (rec && rec->kind == NGX_HTTP_CIBA_REC_PENDING) {
+
+        if (state == NGX_HTTP_CIBA_PENDING_DONE) {
+            ngx_http_ciba_remove(zone, rec);
+
+        } else {
+            rec->state = (u_char) state;
+
+            if (interval) {
+                pd = (ngx_http_ciba_pending_data_t *) rec->data;
+                pd->interval = interval;
+                pd->next_poll = ngx_time() + interval;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+ngx_int_t
+ngx_http_ciba_pending_key(ngx_str_t *subject, ngx_str_t *digest, u_char *key,
+    u_char *subject_key)
+{
+    ngx_str_t  prefix;
+
+    ngx_str_set(&prefix, "urn:ngx-ciba:pending");
+
+    if (digest
+        && ngx_http_ciba_store_key2(&prefix, subject, digest, key) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&prefix, "urn:ngx-ciba:subject");
+
+    return ngx_http_ciba_store_key(&prefix, subject, subject_key);
 }

@@ -36,7 +36,7 @@ static ngx_int_t ngx_http_ciba_check_header(ngx_http_request_t *r,
     ngx_http_ciba_token_t *tok);
 static ngx_int_t ngx_http_ciba_check_claims(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, json_t *pl,
-    ngx_http_ciba_token_t *tok);
+    ngx_http_ciba_token_t *tok, ngx_uint_t flags);
 static ngx_int_t ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
     ngx_http_ciba_ctx_t *ctx, json_t *pl);
 static ngx_int_t ngx_http_ciba_typ_eq(ngx_str_t *want, ngx_str_t *got);
@@ -70,7 +70,7 @@ static const u_char  ngx_http_ciba_b64url[256] = {
 ngx_int_t
 ngx_http_ciba_token_check(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
-    ngx_str_t *raw, ngx_http_ciba_token_t *tok)
+    ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags)
 {
     u_char                     *p, *last, *dot[2];
     json_t                     *hdr, *pl;
@@ -147,9 +147,41 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    rc = ngx_http_ciba_check_claims(r, clcf, ctx, pl, tok);
+    rc = ngx_http_ciba_check_claims(r, clcf, ctx, pl, tok, flags);
     if (rc != NGX_OK) {
         return rc;
+    }
+
+    if (flags & NGX_HTTP_CIBA_TOKEN_FROM_AS) {
+
+        /*
+         * the token endpoint gave it for this handle's auth_req_id: that
+         * binds it; an authorization_details entry of our type, when the
+         * AS put one in, must agree
+         */
+
+        if (json_object_get(pl, "authorization_details") != NULL
+            || clcf->binding_claim.len)
+        {
+            rc = ngx_http_ciba_check_binding(clcf, ctx, pl);
+            if (rc != NGX_OK && ctx->reason
+                && ngx_strcmp(ctx->reason, "no_binding") != 0)
+            {
+                return rc;
+            }
+        }
+
+        rc = ngx_http_ciba_verify(r, raw, tok);
+        if (rc != NGX_OK) {
+            return (rc == NGX_DECLINED)
+                   ? ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
+                                          "bad_signature")
+                   : NGX_ERROR;
+        }
+
+        ctx->approver = tok->sub;
+
+        return NGX_OK;
     }
 
     rc = ngx_http_ciba_check_binding(clcf, ctx, pl);
@@ -378,7 +410,7 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_ciba_check_claims(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, json_t *pl,
-    ngx_http_ciba_token_t *tok)
+    ngx_http_ciba_token_t *tok, ngx_uint_t flags)
 {
     time_t                      now, nbf, epoch;
     size_t                      i, j;
@@ -387,9 +419,15 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
     ngx_uint_t                  found;
     ngx_http_ciba_main_conf_t  *cmcf;
 
-    if (ngx_http_ciba_get_str(pl, "jti", &tok->jti) != NGX_OK
-        || tok->jti.len == 0
-        || tok->jti.len > NGX_HTTP_CIBA_JTI_MAX)
+    if ((flags & NGX_HTTP_CIBA_TOKEN_FROM_AS)
+        && json_object_get(pl, "jti") == NULL)
+    {
+        /* not needed: the auth_req_id is what is consumed */
+        ngx_str_null(&tok->jti);
+
+    } else if (ngx_http_ciba_get_str(pl, "jti", &tok->jti) != NGX_OK
+               || tok->jti.len == 0
+               || tok->jti.len > NGX_HTTP_CIBA_JTI_MAX)
     {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID, "bad_jti");
     }
@@ -491,7 +529,9 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
     epoch = ngx_http_ciba_store_epoch(cmcf->shm_zone);
 
-    if (tok->iat <= epoch + clcf->leeway) {
+    if (!(flags & NGX_HTTP_CIBA_TOKEN_FROM_AS)
+        && tok->iat <= epoch + clcf->leeway)
+    {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                     "issued_before_start");
     }

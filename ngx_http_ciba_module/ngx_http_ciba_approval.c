@@ -527,10 +527,10 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
             if (error.len == 13
                 && ngx_strncmp(error.data, "expired_token", 13) == 0)
             {
+                /* gone: a later request without the handle asks anew */
                 ngx_http_ciba_pending_update(cmcf->shm_zone,
                                              ctx->pending_key,
-                                             NGX_HTTP_CIBA_PENDING_EXPIRED,
-                                             0);
+                                             NGX_HTTP_CIBA_PENDING_DONE, 0);
                 return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_EXPIRED,
                                          "expired_token");
             }

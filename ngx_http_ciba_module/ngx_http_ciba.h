@@ -214,6 +214,7 @@ typedef struct {
     time_t                      retry_after;
 
     /* the CIBA flow */
+    ngx_shm_zone_t             *zone;
     ngx_uint_t                  step;
     ngx_str_t                   login_hint;
     u_char                      subject_key[32];

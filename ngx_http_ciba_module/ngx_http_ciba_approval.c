@@ -195,10 +195,16 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
         return ngx_http_ciba_continue(r, clcf, ctx, &p);
     }
 
+    /*
+     * a placeholder while the AS is asked: bounded in time, and given up
+     * when the request ends before the AS answers
+     */
+
+    ctx->zone = cmcf->shm_zone;
+
     rc = ngx_http_ciba_pending_begin(cmcf->shm_zone, ctx->pending_key,
                                      ctx->subject_key, clcf->max_pending,
-                                     now + clcf->requested_expiry,
-                                     r->connection->log);
+                                     now + 60, r->connection->log);
     switch (rc) {
 
     case NGX_OK:

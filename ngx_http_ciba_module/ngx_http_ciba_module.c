@@ -712,7 +712,18 @@ ngx_http_ciba_get_ctx(ngx_http_request_t *r)
 static void
 ngx_http_ciba_cleanup(void *data)
 {
-    /* only a marker to find the context again */
+    ngx_http_ciba_ctx_t  *ctx = data;
+
+    /*
+     * also a marker to find the context again; and a request that ends
+     * while asking the AS (the client went away) gives up its placeholder,
+     * so that the next request asks instead of waiting for it to expire
+     */
+
+    if (ctx->step == NGX_HTTP_CIBA_STEP_BC && !ctx->as_done && ctx->zone) {
+        ngx_http_ciba_pending_update(ctx->zone, ctx->pending_key,
+                                     NGX_HTTP_CIBA_PENDING_DONE, 0);
+    }
 }
 
 

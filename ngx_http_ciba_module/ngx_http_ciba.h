@@ -151,6 +151,7 @@ typedef struct {
     ngx_str_t                   handle_header;
     ngx_uint_t                  pending_status;
     ngx_uint_t                  max_pending;
+    ngx_uint_t                  delivery;
 } ngx_http_ciba_loc_conf_t;
 
 
@@ -226,6 +227,7 @@ typedef struct {
     ngx_uint_t                  as_status;
     ngx_str_t                   as_body;
     ngx_str_t                   as_error;
+    ngx_str_t                   notification_token;
 
     unsigned                    decided:1;
     unsigned                    reading_body:1;
@@ -321,6 +323,15 @@ ngx_int_t ngx_http_ciba_pending_poll(ngx_shm_zone_t *zone, u_char *key,
 void ngx_http_ciba_pending_update(ngx_shm_zone_t *zone, u_char *key,
     ngx_uint_t state, time_t interval);
 u_char *ngx_http_ciba_store_handle_key(ngx_shm_zone_t *zone);
+ngx_int_t ngx_http_ciba_notify_set(ngx_shm_zone_t *zone,
+    ngx_str_t *auth_req_id, u_char *pending_key, u_char *token_hash,
+    time_t expire, ngx_log_t *log);
+ngx_int_t ngx_http_ciba_notify_ping(ngx_shm_zone_t *zone,
+    ngx_str_t *auth_req_id, ngx_str_t *token);
+
+/* ngx_http_ciba_callback.c */
+char *ngx_http_ciba_callback(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 
 /* ngx_http_ciba_answer.c */
 ngx_int_t ngx_http_ciba_answer(ngx_http_request_t *r,

@@ -374,13 +374,16 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
 {
     time_t                      now, expires_in, interval;
+    u_char                      token_hash[32];
     json_t                     *json, *v;
     ngx_int_t                   rc;
+    ngx_str_t                   empty;
     ngx_http_ciba_pending_t     p;
     ngx_http_ciba_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
     now = ngx_time();
+    ngx_str_null(&empty);
 
     json = ngx_http_ciba_as_json(r, ctx);
 
@@ -434,7 +437,7 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
 
     ctx->handle.expire = now + expires_in;
     ctx->handle.interval = interval;
-    ctx->handle.mode = NGX_HTTP_CIBA_MODE_POLL;
+    ctx->handle.mode = clcf->delivery;
 
     if (ngx_http_ciba_request_ref(r, ctx) != NGX_OK) {
         return NGX_ERROR;
@@ -451,17 +454,45 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
 
     p.state = NGX_HTTP_CIBA_PENDING_WAITING;
     p.expire = ctx->handle.expire;
-    p.next_poll = now + interval;
     p.interval = interval;
-    p.mode = NGX_HTTP_CIBA_MODE_POLL;
+    p.mode = clcf->delivery;
     p.handle = ctx->handle_str;
     p.auth_req_id = ctx->handle.auth_req_id;
+
+    if (clcf->delivery == NGX_HTTP_CIBA_MODE_PING) {
+        /*
+         * the token endpoint is asked when the ping comes; polling, six
+         * times slower, is only a safety net for a ping that never comes
+         */
+        p.interval = ngx_max(6 * interval, 30);
+    }
+
+    p.next_poll = now + p.interval;
 
     rc = ngx_http_ciba_pending_set(cmcf->shm_zone, ctx->pending_key, &p,
                                    r->connection->log);
     if (rc != NGX_OK) {
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE,
                                  "zone_full");
+    }
+
+    if (clcf->delivery == NGX_HTTP_CIBA_MODE_PING) {
+        if (ngx_http_ciba_store_key(&empty, &ctx->notification_token,
+                                    token_hash)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        rc = ngx_http_ciba_notify_set(cmcf->shm_zone,
+                                      &ctx->handle.auth_req_id,
+                                      ctx->pending_key, token_hash,
+                                      ctx->handle.expire,
+                                      r->connection->log);
+        if (rc != NGX_OK) {
+            return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE,
+                                     "zone_full");
+        }
     }
 
     ctx->interval = interval;

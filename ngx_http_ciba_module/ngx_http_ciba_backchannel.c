@@ -15,6 +15,8 @@
 
 #include "ngx_http_ciba.h"
 
+#include <openssl/rand.h>
+
 
 static ngx_int_t ngx_http_ciba_as_done(ngx_http_request_t *sr, void *data,
     ngx_int_t rc);
@@ -40,7 +42,8 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
     ngx_uint_t step)
 {
-    ngx_str_t                     body, value, *uri;
+    u_char                        random[32];
+    ngx_str_t                     body, value, src, *uri;
     ngx_buf_t                    *b;
     ngx_array_t                   form;
     ngx_chain_t                  *cl;
@@ -92,6 +95,33 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
                != NGX_OK)
         {
             return NGX_ERROR;
+        }
+
+        if (clcf->delivery == NGX_HTTP_CIBA_MODE_PING) {
+
+            /* 256 random bits authenticate the AS's ping for this one */
+
+            if (RAND_bytes(random, 32) != 1) {
+                return NGX_ERROR;
+            }
+
+            src.data = random;
+            src.len = 32;
+
+            ctx->notification_token.data = ngx_pnalloc(r->pool, 44);
+            if (ctx->notification_token.data == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_encode_base64url(&ctx->notification_token, &src);
+
+            if (ngx_http_ciba_form_add(r->pool, &form,
+                                       "client_notification_token",
+                                       &ctx->notification_token)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
         }
 
     } else {

@@ -46,6 +46,13 @@ static ngx_conf_post_handler_pt  ngx_http_ciba_leeway_p =
     ngx_http_ciba_leeway_post;
 
 
+static ngx_conf_enum_t  ngx_http_ciba_deliveries[] = {
+    { ngx_string("poll"), NGX_HTTP_CIBA_MODE_POLL },
+    { ngx_string("ping"), NGX_HTTP_CIBA_MODE_PING },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_enum_t  ngx_http_ciba_log_levels[] = {
     { ngx_string("info"), NGX_LOG_INFO },
     { ngx_string("notice"), NGX_LOG_NOTICE },
@@ -286,6 +293,20 @@ static ngx_command_t  ngx_http_ciba_commands[] = {
       ngx_conf_set_num_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_ciba_loc_conf_t, max_pending),
+      NULL },
+
+    { ngx_string("ciba_delivery"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, delivery),
+      &ngx_http_ciba_deliveries },
+
+    { ngx_string("ciba_callback"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_NOARGS,
+      ngx_http_ciba_callback,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
       NULL },
 
       ngx_null_command
@@ -784,6 +805,7 @@ ngx_http_ciba_create_loc_conf(ngx_conf_t *cf)
     clcf->requested_expiry = NGX_CONF_UNSET;
     clcf->pending_status = NGX_CONF_UNSET_UINT;
     clcf->max_pending = NGX_CONF_UNSET_UINT;
+    clcf->delivery = NGX_CONF_UNSET_UINT;
 
     return clcf;
 }
@@ -847,6 +869,8 @@ ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->pending_status, prev->pending_status,
                               NGX_HTTP_UNAUTHORIZED);
     ngx_conf_merge_uint_value(conf->max_pending, prev->max_pending, 5);
+    ngx_conf_merge_uint_value(conf->delivery, prev->delivery,
+                              NGX_HTTP_CIBA_MODE_POLL);
 
     if (conf->client_id == NULL) {
         conf->client_id = prev->client_id;

@@ -19,6 +19,7 @@
 
 #include "ngx_http_ciba.h"
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -36,6 +37,7 @@
 #define NGX_HTTP_CIBA_REC_USED     0
 #define NGX_HTTP_CIBA_REC_PENDING  1
 #define NGX_HTTP_CIBA_REC_COUNT    2
+#define NGX_HTTP_CIBA_REC_NOTIFY   3   /* ping: pending key, token hash */
 
 typedef struct {
     ngx_rbtree_node_t           node;
@@ -1333,4 +1335,105 @@ ngx_http_ciba_pending_key(ngx_str_t *subject, ngx_str_t *digest, u_char *key,
     ngx_str_set(&prefix, "urn:ngx-ciba:subject");
 
     return ngx_http_ciba_store_key(&prefix, subject, subject_key);
+}
+
+
+/*
+ * Ping mode: the AS's ping for an auth_req_id, authenticated by the
+ * client_notification_token sent with the backchannel request, makes the
+ * pending approval ready to be fetched at once.  Only a SHA-256 of the
+ * notification token is kept, compared in constant time.
+ */
+
+ngx_int_t
+ngx_http_ciba_notify_set(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
+    u_char *pending_key, u_char *token_hash, time_t expire, ngx_log_t *log)
+{
+    u_char                   key[32];
+    ngx_str_t                prefix;
+    ngx_http_ciba_zone_t    *zone;
+    ngx_http_ciba_record_t  *rec;
+
+    ngx_str_set(&prefix, "urn:ngx-ciba:notify");
+
+    if (ngx_http_ciba_store_key(&prefix, auth_req_id, key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    zone = shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rec = ngx_http_ciba_lookup(zone->sh, key);
+
+    if (rec) {
+        ngx_http_ciba_remove(zone, rec);
+    }
+
+    rec = ngx_http_ciba_insert(zone, key, expire, NGX_HTTP_CIBA_REC_NOTIFY,
+                               64);
+    if (rec) {
+        ngx_memcpy(rec->data, pending_key, 32);
+        ngx_memcpy(rec->data + 32, token_hash, 32);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (rec == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "ciba: zone \"%V\" is full, no room for a ping "
+                      "record", &shm_zone->shm.name);
+        return NGX_ABORT;
+    }
+
+    return NGX_OK;
+}
+
+
+/* NGX_OK: a ping with the right token, the approval is ready */
+
+ngx_int_t
+ngx_http_ciba_notify_ping(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
+    ngx_str_t *token)
+{
+    u_char                   key[32], hash[32];
+    ngx_int_t                rc;
+    ngx_str_t                prefix, empty;
+    ngx_http_ciba_zone_t    *zone;
+    ngx_http_ciba_record_t  *rec, *pending;
+
+    ngx_str_set(&prefix, "urn:ngx-ciba:notify");
+    ngx_str_null(&empty);
+
+    if (ngx_http_ciba_store_key(&prefix, auth_req_id, key) != NGX_OK
+        || ngx_http_ciba_store_key(&empty, token, hash) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    zone = shm_zone->data;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rec = ngx_http_ciba_lookup(zone->sh, key);
+
+    if (rec && rec->kind == NGX_HTTP_CIBA_REC_NOTIFY
+        && rec->expire > ngx_time()
+        && CRYPTO_memcmp(rec->data + 32, hash, 32) == 0)
+    {
+        pending = ngx_http_ciba_lookup(zone->sh, rec->data);
+
+        if (pending && pending->kind == NGX_HTTP_CIBA_REC_PENDING
+            && pending->state == NGX_HTTP_CIBA_PENDING_WAITING)
+        {
+            pending->state = NGX_HTTP_CIBA_PENDING_READY;
+        }
+
+        rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
 }

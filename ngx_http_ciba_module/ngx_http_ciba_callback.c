@@ -1,0 +1,254 @@
+
+/*
+ * ngx_http_ciba_module: the notification endpoint (ping mode).
+ *
+ * "ciba_callback" makes a location the client notification endpoint the
+ * AS pings: POST, "Authorization: Bearer <client_notification_token>",
+ * body {"auth_req_id": "..."}.  A missing or wrong token (or an unknown
+ * auth_req_id, which cannot be told apart) gets 401, a bad body 400, a
+ * good ping 204 and makes the pending approval ready: the next retry (or
+ * the waiting request) asks the token endpoint at once.
+ */
+
+
+#include "ngx_http_ciba.h"
+
+
+#define NGX_HTTP_CIBA_CALLBACK_MAX  4096
+
+
+static ngx_int_t ngx_http_ciba_callback_handler(ngx_http_request_t *r);
+static void ngx_http_ciba_callback_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ciba_callback_process(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ciba_callback_answer(ngx_http_request_t *r,
+    ngx_uint_t status, const char *error);
+
+
+char *
+ngx_http_ciba_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ciba_module);
+
+    if (cmcf->shm_zone == NULL) {
+        return "needs a \"ciba_zone\" defined before it";
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_ciba_callback_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ciba_callback_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r->method != NGX_HTTP_POST) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    if (r->headers_in.content_length_n > NGX_HTTP_CIBA_CALLBACK_MAX) {
+        return ngx_http_ciba_callback_answer(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_request");
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_ciba_callback_body);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_ciba_callback_body(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, ngx_http_ciba_callback_process(r));
+}
+
+
+static ngx_int_t
+ngx_http_ciba_callback_process(ngx_http_request_t *r)
+{
+    u_char                     *p;
+    size_t                      len;
+    json_t                     *json, *v;
+    ngx_int_t                   rc;
+    ngx_str_t                   token, areq;
+    ngx_buf_t                  *b;
+    ngx_chain_t                *cl;
+    json_error_t                err;
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+
+    /* the bearer token first: nothing is parsed for an unknown caller */
+
+    if (r->headers_in.authorization == NULL) {
+        return ngx_http_ciba_callback_answer(r, NGX_HTTP_UNAUTHORIZED,
+                                             "invalid_token");
+    }
+
+    token = r->headers_in.authorization->value;
+
+    if (token.len <= 7
+        || ngx_strncasecmp(token.data, (u_char *) "Bearer ", 7) != 0)
+    {
+        return ngx_http_ciba_callback_answer(r, NGX_HTTP_UNAUTHORIZED,
+                                             "invalid_token");
+    }
+
+    token.data += 7;
+    token.len -= 7;
+
+    /* the body, in memory, at most 4k */
+
+    len = 0;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            if (!ngx_buf_in_memory(cl->buf)) {
+                return ngx_http_ciba_callback_answer(r, NGX_HTTP_BAD_REQUEST,
+                                                     "invalid_request");
+            }
+
+            len += cl->buf->last - cl->buf->pos;
+        }
+    }
+
+    if (len == 0 || len > NGX_HTTP_CIBA_CALLBACK_MAX) {
+        return ngx_http_ciba_callback_answer(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_request");
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    len = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        ngx_memcpy(p + len, b->pos, b->last - b->pos);
+        len += b->last - b->pos;
+    }
+
+    json = json_loadb((char *) p, len, JSON_REJECT_DUPLICATES, &err);
+
+    if (json == NULL) {
+        return ngx_http_ciba_callback_answer(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_request");
+    }
+
+    v = json_object_get(json, "auth_req_id");
+
+    if (!json_is_object(json) || !json_is_string(v)
+        || json_string_length(v) == 0 || json_string_length(v) > 1024)
+    {
+        json_decref(json);
+        return ngx_http_ciba_callback_answer(r, NGX_HTTP_BAD_REQUEST,
+                                             "invalid_request");
+    }
+
+    areq.len = json_string_length(v);
+    areq.data = ngx_pnalloc(r->pool, areq.len);
+
+    if (areq.data == NULL) {
+        json_decref(json);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_memcpy(areq.data, json_string_value(v), areq.len);
+    json_decref(json);
+
+    rc = ngx_http_ciba_notify_ping(cmcf->shm_zone, &areq, &token);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "ciba: a ping with a wrong notification token or for "
+                      "an unknown approval was refused");
+
+        return ngx_http_ciba_callback_answer(r, NGX_HTTP_UNAUTHORIZED,
+                                             "invalid_token");
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "ciba: ping received, the approval is ready");
+
+    r->headers_out.status = NGX_HTTP_NO_CONTENT;
+    r->header_only = 1;
+    r->headers_out.content_length_n = 0;
+
+    return ngx_http_send_header(r);
+}
+
+
+static ngx_int_t
+ngx_http_ciba_callback_answer(ngx_http_request_t *r, ngx_uint_t status,
+    const char *error)
+{
+    size_t            len;
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    if (ngx_http_discard_request_body(r) != NGX_OK) {
+        r->keepalive = 0;
+    }
+
+    len = sizeof("{\"error\":\"\"}\n") - 1 + ngx_strlen(error);
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_sprintf(b->last, "{\"error\":\"%s\"}\n", error);
+    b->last_buf = 1;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (status == NGX_HTTP_UNAUTHORIZED) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "WWW-Authenticate");
+        ngx_str_set(&h->value, "Bearer error=\"invalid_token\"");
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}

@@ -152,6 +152,7 @@ typedef struct {
     ngx_uint_t                  pending_status;
     ngx_uint_t                  max_pending;
     ngx_uint_t                  delivery;
+    time_t                      wait;
 } ngx_http_ciba_loc_conf_t;
 
 
@@ -228,6 +229,7 @@ typedef struct {
     ngx_str_t                   as_body;
     ngx_str_t                   as_error;
     ngx_str_t                   notification_token;
+    time_t                      wait_until;
 
     unsigned                    decided:1;
     unsigned                    reading_body:1;

@@ -21,6 +21,7 @@ static ngx_int_t ngx_http_ciba_decide(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ciba_ask(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *handle);
+static void ngx_http_ciba_wait_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ciba_find_header(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value);
 static ngx_int_t ngx_http_ciba_finish(ngx_http_request_t *r,
@@ -307,6 +308,13 @@ static ngx_command_t  ngx_http_ciba_commands[] = {
       ngx_http_ciba_callback,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("ciba_wait"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, wait),
       NULL },
 
       ngx_null_command
@@ -637,7 +645,13 @@ static ngx_int_t
 ngx_http_ciba_ask(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     ngx_http_ciba_ctx_t *ctx, ngx_str_t *handle)
 {
-    ngx_int_t  rc;
+    time_t      now;
+    ngx_int_t   rc;
+    ngx_msec_t  delay;
+
+    if (clcf->wait && ctx->wait_until == 0) {
+        ctx->wait_until = ngx_time() + clcf->wait;
+    }
 
     rc = ngx_http_ciba_approval(r, clcf, ctx, handle);
 
@@ -650,7 +664,63 @@ ngx_http_ciba_ask(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         ctx->reason = "internal_error";
     }
 
+    now = ngx_time();
+
+    if (rc == NGX_DECLINED && ctx->outcome == NGX_HTTP_CIBA_PENDING
+        && now < ctx->wait_until)
+    {
+        /*
+         * wait mode: hold the request and look again when the next poll
+         * is due, as limit_req delays a request: a timer on the
+         * connection's write event, and a client that goes away ends the
+         * wait (ngx_http_test_reading) and frees everything
+         */
+
+        delay = (ngx_msec_t) ngx_max(ngx_min(ctx->retry_after,
+                                             ctx->wait_until - now), 1)
+                * 1000;
+
+        ctx->step = NGX_HTTP_CIBA_STEP_NONE;
+        ctx->as_done = 0;
+
+        r->read_event_handler = ngx_http_test_reading;
+        r->write_event_handler = ngx_http_ciba_wait_handler;
+
+        r->connection->write->delayed = 1;
+        ngx_add_timer(r->connection->write, delay);
+
+        return NGX_AGAIN;
+    }
+
     return ngx_http_ciba_finish(r, clcf, ctx);
+}
+
+
+static void
+ngx_http_ciba_wait_handler(ngx_http_request_t *r)
+{
+    ngx_event_t  *wev;
+
+    wev = r->connection->write;
+
+    if (wev->delayed) {
+
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
+        return;
+    }
+
+    if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_core_run_phases;
+
+    ngx_http_core_run_phases(r);
 }
 
 
@@ -806,6 +876,7 @@ ngx_http_ciba_create_loc_conf(ngx_conf_t *cf)
     clcf->pending_status = NGX_CONF_UNSET_UINT;
     clcf->max_pending = NGX_CONF_UNSET_UINT;
     clcf->delivery = NGX_CONF_UNSET_UINT;
+    clcf->wait = NGX_CONF_UNSET;
 
     return clcf;
 }
@@ -871,6 +942,7 @@ ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_uint_value(conf->max_pending, prev->max_pending, 5);
     ngx_conf_merge_uint_value(conf->delivery, prev->delivery,
                               NGX_HTTP_CIBA_MODE_POLL);
+    ngx_conf_merge_sec_value(conf->wait, prev->wait, 0);
 
     if (conf->client_id == NULL) {
         conf->client_id = prev->client_id;

@@ -271,6 +271,10 @@ ngx_int_t ngx_http_ciba_conf_read_file(ngx_conf_t *cf, ngx_str_t *name,
     ngx_str_t *content);
 
 /* ngx_http_ciba_token.c */
+ngx_int_t ngx_http_ciba_id_token_check(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_str_t *id_token,
+    ngx_str_t *auth_req_id, ngx_str_t *access_token, ngx_str_t *client_id,
+    const char **reason);
 ngx_int_t ngx_http_ciba_token_check(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags);
@@ -329,7 +333,11 @@ ngx_int_t ngx_http_ciba_notify_set(ngx_shm_zone_t *zone,
     ngx_str_t *auth_req_id, u_char *pending_key, u_char *token_hash,
     time_t expire, ngx_log_t *log);
 ngx_int_t ngx_http_ciba_notify_ping(ngx_shm_zone_t *zone,
-    ngx_str_t *auth_req_id, ngx_str_t *token);
+    ngx_str_t *auth_req_id, ngx_str_t *token, u_char *pending_key);
+ngx_int_t ngx_http_ciba_pushed_put(ngx_shm_zone_t *zone,
+    ngx_str_t *auth_req_id, ngx_str_t *token, time_t expire, ngx_log_t *log);
+ngx_int_t ngx_http_ciba_pushed_take(ngx_shm_zone_t *zone,
+    ngx_str_t *auth_req_id, ngx_pool_t *pool, ngx_str_t *token);
 
 /* ngx_http_ciba_callback.c */
 char *ngx_http_ciba_callback(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -32,6 +32,9 @@ static ngx_int_t ngx_http_ciba_bc_result(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_token_result(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+static ngx_int_t ngx_http_ciba_tokens(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_str_t *token);
 static ngx_int_t ngx_http_ciba_as_error(ngx_http_request_t *r,
     ngx_http_ciba_ctx_t *ctx, json_t *json, const char *what);
 static ngx_int_t ngx_http_ciba_set(ngx_http_ciba_ctx_t *ctx,
@@ -283,7 +286,7 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     time_t                      now, next;
     u_char                      record[32];
     ngx_int_t                   rc;
-    ngx_str_t                   prefix;
+    ngx_str_t                   prefix, token;
     ngx_http_ciba_pending_t     p;
     ngx_http_ciba_main_conf_t  *cmcf;
 
@@ -310,6 +313,26 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     if (ngx_http_ciba_store_seen(cmcf->shm_zone, record) == NGX_BUSY) {
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_REPLAYED,
                                  "auth_req_id_replayed");
+    }
+
+    if (ctx->handle.mode == NGX_HTTP_CIBA_MODE_PUSH) {
+
+        /* push: the tokens come to the callback; the AS is never polled */
+
+        rc = ngx_http_ciba_pushed_take(cmcf->shm_zone,
+                                       &ctx->handle.auth_req_id, r->pool,
+                                       &token);
+        if (rc == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_OK) {
+            return ngx_http_ciba_tokens(r, clcf, ctx, &token);
+        }
+
+        ctx->retry_after = ctx->handle.interval;
+        return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_PENDING,
+                                 "authorization_pending");
     }
 
     rc = ngx_http_ciba_pending_poll(cmcf->shm_zone, ctx->pending_key, &next);
@@ -476,7 +499,7 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
                                  "zone_full");
     }
 
-    if (clcf->delivery == NGX_HTTP_CIBA_MODE_PING) {
+    if (clcf->delivery != NGX_HTTP_CIBA_MODE_POLL) {
         if (ngx_http_ciba_store_key(&empty, &ctx->notification_token,
                                     token_hash)
             != NGX_OK)
@@ -518,11 +541,8 @@ static ngx_int_t
 ngx_http_ciba_token_result(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
 {
-    u_char                      record[32];
     json_t                     *json, *v;
-    ngx_int_t                   rc;
-    ngx_str_t                   token, error, prefix;
-    ngx_http_ciba_token_t       tok;
+    ngx_str_t                   token, error;
     ngx_http_ciba_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
@@ -611,6 +631,28 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
     token.data = (u_char *) json_string_value(v);
     token.len = json_string_length(v);
 
+    return ngx_http_ciba_tokens(r, clcf, ctx, &token);
+}
+
+
+/*
+ * An access token for this handle's auth_req_id, from the token endpoint
+ * or pushed: validated when keys are configured, then the auth_req_id is
+ * consumed once.
+ */
+
+static ngx_int_t
+ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+    ngx_http_ciba_ctx_t *ctx, ngx_str_t *token)
+{
+    u_char                      record[32];
+    ngx_int_t                   rc;
+    ngx_str_t                   prefix;
+    ngx_http_ciba_token_t       tok;
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+
     /* the auth_req_id is redeemed: whatever follows, it is done here */
 
     ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
@@ -619,13 +661,14 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
     if (clcf->keys) {
         ngx_memzero(&tok, sizeof(ngx_http_ciba_token_t));
 
-        rc = ngx_http_ciba_token_check(r, clcf, ctx, &token, &tok,
+        rc = ngx_http_ciba_token_check(r, clcf, ctx, token, &tok,
                                        NGX_HTTP_CIBA_TOKEN_FROM_AS);
         if (rc != NGX_OK) {
             if (rc == NGX_DECLINED) {
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "ciba: the access token from the token "
-                              "endpoint was refused: %s", ctx->reason);
+                              "ciba: the access token from the "
+                              "authorization server was refused: %s",
+                              ctx->reason);
             }
 
             return rc;

@@ -97,9 +97,9 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        if (clcf->delivery == NGX_HTTP_CIBA_MODE_PING) {
+        if (clcf->delivery != NGX_HTTP_CIBA_MODE_POLL) {
 
-            /* 256 random bits authenticate the AS's ping for this one */
+            /* 256 random bits authenticate the AS's ping or push */
 
             if (RAND_bytes(random, 32) != 1) {
                 return NGX_ERROR;

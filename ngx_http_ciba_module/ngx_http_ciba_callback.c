@@ -3,8 +3,9 @@
  * ngx_http_ciba_module: the notification endpoint (ping mode).
  *
  * "ciba_callback" makes a location the client notification endpoint the
- * AS pings: POST, "Authorization: Bearer <client_notification_token>",
- * body {"auth_req_id": "..."}.  A missing or wrong token (or an unknown
+ * AS pings (or pushes to): POST, "Authorization: Bearer
+ * <client_notification_token>", body {"auth_req_id": "..."} (push: with
+ * the tokens, or with an error).  A missing or wrong token (or an unknown
  * auth_req_id, which cannot be told apart) gets 401, a bad body 400, a
  * good ping 204 and makes the pending approval ready: the next retry (or
  * the waiting request) asks the token endpoint at once.
@@ -20,6 +21,8 @@
 static ngx_int_t ngx_http_ciba_callback_handler(ngx_http_request_t *r);
 static void ngx_http_ciba_callback_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ciba_callback_process(ngx_http_request_t *r);
+static ngx_int_t ngx_http_ciba_callback_push(ngx_http_request_t *r,
+    json_t *json, ngx_str_t *areq);
 static ngx_int_t ngx_http_ciba_callback_answer(ngx_http_request_t *r,
     ngx_uint_t status, const char *error);
 
@@ -79,14 +82,15 @@ ngx_http_ciba_callback_body(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_ciba_callback_process(ngx_http_request_t *r)
 {
-    u_char                     *p;
+    u_char                     *p, pending_key[32];
     size_t                      len;
     json_t                     *json, *v;
     ngx_int_t                   rc;
-    ngx_str_t                   token, areq;
+    ngx_str_t                   token, areq, error;
     ngx_buf_t                  *b;
     ngx_chain_t                *cl;
     json_error_t                err;
+    ngx_pool_cleanup_t         *cln;
     ngx_http_ciba_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
@@ -143,6 +147,11 @@ ngx_http_ciba_callback_process(ngx_http_request_t *r)
         len += b->last - b->pos;
     }
 
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
     json = json_loadb((char *) p, len, JSON_REJECT_DUPLICATES, &err);
 
     if (json == NULL) {
@@ -150,28 +159,23 @@ ngx_http_ciba_callback_process(ngx_http_request_t *r)
                                              "invalid_request");
     }
 
+    cln->handler = (ngx_pool_cleanup_pt) json_decref;
+    cln->data = json;
+
     v = json_object_get(json, "auth_req_id");
 
     if (!json_is_object(json) || !json_is_string(v)
         || json_string_length(v) == 0 || json_string_length(v) > 1024)
     {
-        json_decref(json);
         return ngx_http_ciba_callback_answer(r, NGX_HTTP_BAD_REQUEST,
                                              "invalid_request");
     }
 
+    areq.data = (u_char *) json_string_value(v);
     areq.len = json_string_length(v);
-    areq.data = ngx_pnalloc(r->pool, areq.len);
 
-    if (areq.data == NULL) {
-        json_decref(json);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    ngx_memcpy(areq.data, json_string_value(v), areq.len);
-    json_decref(json);
-
-    rc = ngx_http_ciba_notify_ping(cmcf->shm_zone, &areq, &token);
+    rc = ngx_http_ciba_notify_ping(cmcf->shm_zone, &areq, &token,
+                                   pending_key);
 
     if (rc == NGX_ERROR) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -179,21 +183,159 @@ ngx_http_ciba_callback_process(ngx_http_request_t *r)
 
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "ciba: a ping with a wrong notification token or for "
+                      "ciba: a notification with a wrong token or for "
                       "an unknown approval was refused");
 
         return ngx_http_ciba_callback_answer(r, NGX_HTTP_UNAUTHORIZED,
                                              "invalid_token");
     }
 
+    v = json_object_get(json, "access_token");
+
+    if (v) {
+        rc = ngx_http_ciba_callback_push(r, json, &areq);
+
+        if (rc == NGX_HTTP_BAD_REQUEST) {
+            return ngx_http_ciba_callback_answer(r, NGX_HTTP_BAD_REQUEST,
+                                                 "invalid_request");
+        }
+
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        goto done;
+    }
+
+    v = json_object_get(json, "error");
+
+    if (v) {
+        if (!json_is_string(v)) {
+            return ngx_http_ciba_callback_answer(r, NGX_HTTP_BAD_REQUEST,
+                                                 "invalid_request");
+        }
+
+        error.data = (u_char *) json_string_value(v);
+        error.len = json_string_length(v);
+
+        /* a pushed error ends the approval */
+
+        if (error.len == 13
+            && ngx_strncmp(error.data, "expired_token", 13) == 0)
+        {
+            ngx_http_ciba_pending_update(cmcf->shm_zone, pending_key,
+                                         NGX_HTTP_CIBA_PENDING_DONE, 0);
+
+        } else {
+            ngx_http_ciba_pending_update(cmcf->shm_zone, pending_key,
+                                         NGX_HTTP_CIBA_PENDING_DENIED, 0);
+        }
+
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ciba: the authorization server pushed an error, "
+                      "the approval ended");
+        goto done;
+    }
+
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "ciba: ping received, the approval is ready");
+
+done:
 
     r->headers_out.status = NGX_HTTP_NO_CONTENT;
     r->header_only = 1;
     r->headers_out.content_length_n = 0;
 
     return ngx_http_send_header(r);
+}
+
+
+/*
+ * Push mode: the tokens themselves.  The id_token must verify (signature,
+ * issuer, this client as audience, time, this auth_req_id, the at_hash of
+ * the access token) before the access token is kept for the approval.
+ */
+
+static ngx_int_t
+ngx_http_ciba_callback_push(ngx_http_request_t *r, json_t *json,
+    ngx_str_t *areq)
+{
+    json_t                     *v;
+    ngx_int_t                   rc;
+    ngx_str_t                   access, id_token, client_id;
+    const char                 *reason;
+    ngx_http_ciba_loc_conf_t   *clcf;
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_ciba_module);
+
+    if (clcf->keys == NULL || clcf->issuer.len == 0
+        || clcf->client_id == NULL)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ciba: pushed tokens need \"ciba_key_file\", "
+                      "\"ciba_issuer\" and \"ciba_client_id\" in the "
+                      "callback location to verify the id_token");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_complex_value(r, clcf->client_id, &client_id) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    v = json_object_get(json, "access_token");
+
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || json_string_length(v) > NGX_HTTP_CIBA_TOKEN_MAX)
+    {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    access.data = (u_char *) json_string_value(v);
+    access.len = json_string_length(v);
+
+    v = json_object_get(json, "id_token");
+
+    if (!json_is_string(v) || json_string_length(v) == 0
+        || json_string_length(v) > NGX_HTTP_CIBA_TOKEN_MAX)
+    {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    id_token.data = (u_char *) json_string_value(v);
+    id_token.len = json_string_length(v);
+
+    rc = ngx_http_ciba_id_token_check(r, clcf, &id_token, areq, &access,
+                                      &client_id, &reason);
+
+    if (rc == NGX_ERROR) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "ciba: pushed tokens refused: %s", reason);
+
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    rc = ngx_http_ciba_pushed_put(cmcf->shm_zone, areq, &access,
+                                  ngx_time() + clcf->requested_expiry,
+                                  r->connection->log);
+
+    if (rc == NGX_BUSY) {
+        return NGX_HTTP_BAD_REQUEST;
+    }
+
+    if (rc != NGX_OK) {
+        return NGX_HTTP_SERVICE_UNAVAILABLE;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "ciba: tokens pushed, the approval is ready");
+
+    return NGX_OK;
 }
 
 

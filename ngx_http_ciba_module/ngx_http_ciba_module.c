@@ -50,6 +50,7 @@ static ngx_conf_post_handler_pt  ngx_http_ciba_leeway_p =
 static ngx_conf_enum_t  ngx_http_ciba_deliveries[] = {
     { ngx_string("poll"), NGX_HTTP_CIBA_MODE_POLL },
     { ngx_string("ping"), NGX_HTTP_CIBA_MODE_PING },
+    { ngx_string("push"), NGX_HTTP_CIBA_MODE_PUSH },
     { ngx_null_string, 0 }
 };
 

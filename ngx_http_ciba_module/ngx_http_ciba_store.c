@@ -38,6 +38,7 @@
 #define NGX_HTTP_CIBA_REC_PENDING  1
 #define NGX_HTTP_CIBA_REC_COUNT    2
 #define NGX_HTTP_CIBA_REC_NOTIFY   3   /* ping: pending key, token hash */
+#define NGX_HTTP_CIBA_REC_PUSHED   4   /* push: the access token */
 
 typedef struct {
     ngx_rbtree_node_t           node;
@@ -1394,7 +1395,7 @@ ngx_http_ciba_notify_set(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
 
 ngx_int_t
 ngx_http_ciba_notify_ping(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
-    ngx_str_t *token)
+    ngx_str_t *token, u_char *pending_key)
 {
     u_char                   key[32], hash[32];
     ngx_int_t                rc;
@@ -1422,6 +1423,8 @@ ngx_http_ciba_notify_ping(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
         && rec->expire > ngx_time()
         && CRYPTO_memcmp(rec->data + 32, hash, 32) == 0)
     {
+        ngx_memcpy(pending_key, rec->data, 32);
+
         pending = ngx_http_ciba_lookup(zone->sh, rec->data);
 
         if (pending && pending->kind == NGX_HTTP_CIBA_REC_PENDING
@@ -1431,6 +1434,105 @@ ngx_http_ciba_notify_ping(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
         }
 
         rc = NGX_OK;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return rc;
+}
+
+
+/* push mode: the access token pushed for an auth_req_id, taken once */
+
+ngx_int_t
+ngx_http_ciba_pushed_put(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
+    ngx_str_t *token, time_t expire, ngx_log_t *log)
+{
+    u_char                   key[32];
+    ngx_str_t                prefix;
+    ngx_http_ciba_zone_t    *zone;
+    ngx_http_ciba_record_t  *rec;
+
+    if (token->len == 0 || token->len > NGX_HTTP_CIBA_TOKEN_MAX) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&prefix, "urn:ngx-ciba:pushed");
+
+    if (ngx_http_ciba_store_key(&prefix, auth_req_id, key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    zone = shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rec = ngx_http_ciba_lookup(zone->sh, key);
+
+    if (rec) {
+        /* a second push for the same approval is not taken */
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_BUSY;
+    }
+
+    rec = ngx_http_ciba_insert(zone, key, expire, NGX_HTTP_CIBA_REC_PUSHED,
+                               token->len);
+    if (rec) {
+        ngx_memcpy(rec->data, token->data, token->len);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    if (rec == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "ciba: zone \"%V\" is full, no room for pushed "
+                      "tokens", &shm_zone->shm.name);
+        return NGX_ABORT;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_ciba_pushed_take(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
+    ngx_pool_t *pool, ngx_str_t *token)
+{
+    u_char                   key[32];
+    ngx_int_t                rc;
+    ngx_str_t                prefix;
+    ngx_http_ciba_zone_t    *zone;
+    ngx_http_ciba_record_t  *rec;
+
+    ngx_str_set(&prefix, "urn:ngx-ciba:pushed");
+
+    if (ngx_http_ciba_store_key(&prefix, auth_req_id, key) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    zone = shm_zone->data;
+    rc = NGX_DECLINED;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rec = ngx_http_ciba_lookup(zone->sh, key);
+
+    if (rec && rec->kind == NGX_HTTP_CIBA_REC_PUSHED && rec->len
+        && rec->expire > ngx_time())
+    {
+        token->data = ngx_pnalloc(pool, rec->len);
+
+        if (token->data == NULL) {
+            rc = NGX_ERROR;
+
+        } else {
+            ngx_memcpy(token->data, rec->data, rec->len);
+            token->len = rec->len;
+            rc = NGX_OK;
+
+            /* taken once: the record stays, empty, against a re-push */
+            rec->len = 0;
+        }
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);

@@ -15,11 +15,15 @@
 #include "ngx_http_ciba.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 
 
 #define NGX_HTTP_CIBA_TIME_MAX  253402300799     /* 9999-12-31T23:59:59Z */
 
 
+static ngx_int_t ngx_http_ciba_token_parse(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_str_t *raw, ngx_http_ciba_token_t *tok, json_t **payload);
 static ngx_int_t ngx_http_ciba_refuse(ngx_http_ciba_ctx_t *ctx,
     ngx_http_ciba_outcome_e outcome, const char *reason);
 static json_t *ngx_http_ciba_decode_part(ngx_http_request_t *r,
@@ -67,17 +71,20 @@ static const u_char  ngx_http_ciba_b64url[256] = {
  * reason are in ctx; NGX_ERROR: an internal failure.
  */
 
-ngx_int_t
-ngx_http_ciba_token_check(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
-    ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags)
-{
-    u_char                     *p, *last, *dot[2];
-    json_t                     *hdr, *pl;
-    ngx_int_t                   rc;
-    ngx_uint_t                  ndots;
-    ngx_http_ciba_main_conf_t  *cmcf;
+/*
+ * The shape, the header (algorithm, key) and the payload: NGX_OK with the
+ * payload object in *payload, or a refusal.
+ */
 
+static ngx_int_t
+ngx_http_ciba_token_parse(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_str_t *raw, ngx_http_ciba_token_t *tok, json_t **payload)
+{
+    u_char      *p, *last, *dot[2];
+    json_t      *hdr, *pl;
+    ngx_int_t    rc;
+    ngx_uint_t   ndots;
     if (raw->len == 0) {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                     "empty_token");
@@ -145,6 +152,26 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
 
     if (pl == NGX_CONF_UNSET_PTR) {
         return NGX_ERROR;
+    }
+
+    *payload = pl;
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_ciba_token_check(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags)
+{
+    json_t                     *pl;
+    ngx_int_t                   rc;
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    rc = ngx_http_ciba_token_parse(r, clcf, ctx, raw, tok, &pl);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     rc = ngx_http_ciba_check_claims(r, clcf, ctx, pl, tok, flags);
@@ -853,4 +880,156 @@ ngx_http_ciba_jwt_callback(jwt_t *jwt, jwt_config_t *config)
     }
 
     return 0;
+}
+
+
+/*
+ * A pushed id_token (CIBA push mode): signed by a configured key, issued
+ * by the issuer for this client, not expired, for this auth_req_id, and
+ * with an at_hash of the access token pushed with it.  NGX_OK, or
+ * NGX_DECLINED with the reason.
+ */
+
+ngx_int_t
+ngx_http_ciba_id_token_check(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_str_t *id_token,
+    ngx_str_t *auth_req_id, ngx_str_t *access_token, ngx_str_t *client_id,
+    const char **reason)
+{
+    size_t                  i;
+    time_t                  now, exp, iat;
+    u_char                  md_value[EVP_MAX_MD_SIZE];
+    json_t                 *pl, *aud, *v;
+    ngx_int_t               rc;
+    ngx_str_t               value, src, at_hash;
+    ngx_uint_t              found;
+    unsigned int            md_len;
+    const EVP_MD           *md;
+    ngx_http_ciba_ctx_t     tctx;
+    ngx_http_ciba_token_t   tok;
+
+    ngx_memzero(&tctx, sizeof(ngx_http_ciba_ctx_t));
+    ngx_memzero(&tok, sizeof(ngx_http_ciba_token_t));
+
+    *reason = "bad_id_token";
+
+    rc = ngx_http_ciba_token_parse(r, clcf, &tctx, id_token, &tok, &pl);
+    if (rc != NGX_OK) {
+        if (rc == NGX_DECLINED) {
+            *reason = tctx.reason;
+        }
+
+        return rc;
+    }
+
+    if (ngx_http_ciba_get_str(pl, "iss", &value) != NGX_OK
+        || ngx_http_ciba_str_eq(&clcf->issuer, (char *) value.data,
+                                value.len)
+           != NGX_OK)
+    {
+        *reason = "id_token_bad_issuer";
+        return NGX_DECLINED;
+    }
+
+    aud = json_object_get(pl, "aud");
+    found = 0;
+
+    if (json_is_string(aud)) {
+        found = ngx_http_ciba_str_eq(client_id, json_string_value(aud),
+                                     json_string_length(aud))
+                == NGX_OK;
+
+    } else if (json_is_array(aud)) {
+        json_array_foreach(aud, i, v) {
+            if (json_is_string(v)
+                && ngx_http_ciba_str_eq(client_id, json_string_value(v),
+                                        json_string_length(v))
+                   == NGX_OK)
+            {
+                found = 1;
+            }
+        }
+    }
+
+    if (!found) {
+        *reason = "id_token_bad_audience";
+        return NGX_DECLINED;
+    }
+
+    now = ngx_time();
+
+    if (ngx_http_ciba_get_time(pl, "exp", &exp) != NGX_OK
+        || now > exp + clcf->leeway
+        || ngx_http_ciba_get_time(pl, "iat", &iat) != NGX_OK
+        || iat > now + clcf->leeway)
+    {
+        *reason = "id_token_expired";
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_ciba_get_str(pl, "urn:openid:params:jwt:claim:auth_req_id",
+                              &value)
+        != NGX_OK
+        || ngx_http_ciba_str_eq(auth_req_id, (char *) value.data, value.len)
+           != NGX_OK)
+    {
+        *reason = "id_token_auth_req_id_mismatch";
+        return NGX_DECLINED;
+    }
+
+    /* at_hash: the left half of the hash of the access token (OIDC) */
+
+    switch (tok.alg_bit) {
+
+    case NGX_HTTP_CIBA_ALG_ES384:
+    case NGX_HTTP_CIBA_ALG_RS384:
+    case NGX_HTTP_CIBA_ALG_PS384:
+    case NGX_HTTP_CIBA_ALG_HS384:
+        md = EVP_sha384();
+        break;
+
+    case NGX_HTTP_CIBA_ALG_ES512:
+    case NGX_HTTP_CIBA_ALG_RS512:
+    case NGX_HTTP_CIBA_ALG_PS512:
+    case NGX_HTTP_CIBA_ALG_HS512:
+    case NGX_HTTP_CIBA_ALG_EDDSA:
+        md = EVP_sha512();
+        break;
+
+    default:
+        md = EVP_sha256();
+    }
+
+    if (EVP_Digest(access_token->data, access_token->len, md_value, &md_len,
+                   md, NULL)
+        != 1)
+    {
+        return NGX_ERROR;
+    }
+
+    src.data = md_value;
+    src.len = md_len / 2;
+
+    at_hash.data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(src.len));
+    if (at_hash.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_encode_base64url(&at_hash, &src);
+
+    if (ngx_http_ciba_get_str(pl, "at_hash", &value) != NGX_OK
+        || value.len != at_hash.len
+        || ngx_memcmp(value.data, at_hash.data, at_hash.len) != 0)
+    {
+        *reason = "id_token_at_hash_mismatch";
+        return NGX_DECLINED;
+    }
+
+    rc = ngx_http_ciba_verify(r, id_token, &tok);
+
+    if (rc == NGX_DECLINED) {
+        *reason = "id_token_bad_signature";
+    }
+
+    return rc;
 }

@@ -1038,7 +1038,8 @@ static char *
 ngx_http_ciba_default_chars(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf)
 {
     u_char      *p;
-    static char  chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    static char  chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                           "abcdefghijklmnopqrstuvwxyz"
                            "0123456789-._+/!?#";
 
     clcf->binding_chars = ngx_pcalloc(cf->pool, 256);

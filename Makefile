@@ -51,6 +51,7 @@ all: module
 deps:
 	@tools/build/deps.sh
 	@tools/build/libjwt.sh
+	@tools/build/npm.sh
 
 # Build the dynamic module and check that the system nginx loads it.
 module: $(MODULE_SO)

@@ -27,7 +27,7 @@ PACKAGES=(
 
 # Node.js only when there is no node at all (the image ships Node 20).
 if ! command -v node > /dev/null 2>&1; then
-    PACKAGES+=(nodejs)
+    PACKAGES+=(nodejs npm)
 fi
 
 installed() {

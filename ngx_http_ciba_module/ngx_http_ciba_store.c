@@ -620,34 +620,11 @@ ngx_http_ciba_rbtree_insert_value(ngx_rbtree_node_t *temp,
 ngx_int_t
 ngx_http_ciba_store_key(ngx_str_t *iss, ngx_str_t *jti, u_char *hash)
 {
-    ngx_int_t      rc;
-    EVP_MD_CTX    *md;
-    unsigned int   len;
-
-    md = EVP_MD_CTX_new();
-    if (md == NULL) {
-        return NGX_ERROR;
-    }
-
-    rc = NGX_ERROR;
-
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
-        && EVP_DigestUpdate(md, iss->data, iss->len) == 1
-        && EVP_DigestUpdate(md, "", 1) == 1
-        && EVP_DigestUpdate(md, jti->data, jti->len) == 1
-        && EVP_DigestFinal_ex(md, hash, &len) == 1
-        && len == 32)
-    {
-        rc = NGX_OK;
-    }
-
-    EVP_MD_CTX_free(md);
-
-    return rc;
+    return ngx_http_ciba_store_key2(iss, jti, NULL, hash);
 }
 
 
-/* SHA-256(a NUL b NUL c): keys of records that are not single-use marks */
+/* SHA-256(a NUL b [NUL c]): the keys of all records */
 
 ngx_int_t
 ngx_http_ciba_store_key2(ngx_str_t *a, ngx_str_t *b, ngx_str_t *c,
@@ -668,8 +645,9 @@ ngx_http_ciba_store_key2(ngx_str_t *a, ngx_str_t *b, ngx_str_t *c,
         && EVP_DigestUpdate(md, a->data, a->len) == 1
         && EVP_DigestUpdate(md, "", 1) == 1
         && EVP_DigestUpdate(md, b->data, b->len) == 1
-        && EVP_DigestUpdate(md, "", 1) == 1
-        && EVP_DigestUpdate(md, c->data, c->len) == 1
+        && (c == NULL
+            || (EVP_DigestUpdate(md, "", 1) == 1
+                && EVP_DigestUpdate(md, c->data, c->len) == 1))
         && EVP_DigestFinal_ex(md, hash, &len) == 1
         && len == 32)
     {

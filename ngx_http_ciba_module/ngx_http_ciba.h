@@ -325,7 +325,8 @@ ngx_int_t ngx_http_ciba_pending_begin(ngx_shm_zone_t *zone, u_char *key,
 ngx_int_t ngx_http_ciba_pending_set(ngx_shm_zone_t *zone, u_char *key,
     ngx_http_ciba_pending_t *p, ngx_log_t *log);
 ngx_int_t ngx_http_ciba_pending_poll(ngx_shm_zone_t *zone, u_char *key,
-    time_t *next);
+    ngx_str_t *auth_req_id, time_t *next, time_t *interval);
+void ngx_http_ciba_pending_abandon(ngx_shm_zone_t *zone, u_char *key);
 void ngx_http_ciba_pending_update(ngx_shm_zone_t *zone, u_char *key,
     ngx_uint_t state, time_t interval);
 u_char *ngx_http_ciba_store_handle_key(ngx_shm_zone_t *zone);
@@ -334,6 +335,8 @@ ngx_int_t ngx_http_ciba_notify_set(ngx_shm_zone_t *zone,
     time_t expire, ngx_log_t *log);
 ngx_int_t ngx_http_ciba_notify_ping(ngx_shm_zone_t *zone,
     ngx_str_t *auth_req_id, ngx_str_t *token, u_char *pending_key);
+void ngx_http_ciba_notify_remove(ngx_shm_zone_t *zone,
+    ngx_str_t *auth_req_id);
 ngx_int_t ngx_http_ciba_pushed_put(ngx_shm_zone_t *zone,
     ngx_str_t *auth_req_id, ngx_str_t *token, time_t expire, ngx_log_t *log);
 ngx_int_t ngx_http_ciba_pushed_take(ngx_shm_zone_t *zone,

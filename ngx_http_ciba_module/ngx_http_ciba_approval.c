@@ -32,6 +32,8 @@ static ngx_int_t ngx_http_ciba_bc_result(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_token_result(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+static ngx_int_t ngx_http_ciba_consume_areq(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_tokens(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *token);
@@ -169,8 +171,20 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
 
         if (ngx_http_ciba_pending_get(cmcf->shm_zone, ctx->pending_key,
                                       r->pool, &p)
-            == NGX_OK)
+            == NGX_OK
+            && p.state != NGX_HTTP_CIBA_PENDING_REQUESTING)
         {
+            if (p.auth_req_id.len != ctx->handle.auth_req_id.len
+                || ngx_memcmp(p.auth_req_id.data,
+                              ctx->handle.auth_req_id.data,
+                              p.auth_req_id.len)
+                   != 0)
+            {
+                /* an older approval's handle: that one is over */
+                return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_EXPIRED,
+                                         "stale_handle");
+            }
+
             switch (p.state) {
 
             case NGX_HTTP_CIBA_PENDING_DENIED:
@@ -192,6 +206,13 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
                                    &p);
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
+    }
+
+    if (rc == NGX_OK && p.state == NGX_HTTP_CIBA_PENDING_EXPIRED) {
+        /* an expired approval is not continued: this request asks anew */
+        ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+                                     NGX_HTTP_CIBA_PENDING_DONE, 0);
+        rc = NGX_DECLINED;
     }
 
     if (rc == NGX_OK) {
@@ -283,7 +304,7 @@ static ngx_int_t
 ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     ngx_http_ciba_ctx_t *ctx)
 {
-    time_t                      now, next;
+    time_t                      now, next, interval;
     u_char                      record[32];
     ngx_int_t                   rc;
     ngx_str_t                   prefix, token;
@@ -335,7 +356,21 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
                                  "authorization_pending");
     }
 
-    rc = ngx_http_ciba_pending_poll(cmcf->shm_zone, ctx->pending_key, &next);
+    rc = ngx_http_ciba_pending_poll(cmcf->shm_zone, ctx->pending_key,
+                                    &ctx->handle.auth_req_id, &next,
+                                    &interval);
+
+    if (rc == NGX_ABORT) {
+        return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_EXPIRED, "stale_handle");
+    }
+
+    if ((rc == NGX_OK || rc == NGX_BUSY)
+        && ctx->handle.mode == NGX_HTTP_CIBA_MODE_POLL)
+    {
+        /* the interval may have grown (slow_down) since the handle */
+        ctx->handle.interval = interval;
+        ctx->interval = interval;
+    }
 
     if (rc == NGX_BUSY) {
         ctx->retry_after = next - now;
@@ -374,7 +409,7 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
 
         p.state = NGX_HTTP_CIBA_PENDING_WAITING;
         p.expire = ctx->handle.expire;
-        p.next_poll = now + ctx->handle.interval;
+        p.next_poll = now + ctx->handle.interval + 1;
         p.interval = ctx->handle.interval;
         p.mode = ctx->handle.mode;
         p.handle = ctx->handle_str;
@@ -490,7 +525,7 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
         p.interval = ngx_max(6 * interval, 30);
     }
 
-    p.next_poll = now + p.interval;
+    p.next_poll = now + p.interval + 1;
 
     rc = ngx_http_ciba_pending_set(cmcf->shm_zone, ctx->pending_key, &p,
                                    r->connection->log);
@@ -584,10 +619,11 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
             if (error.len == 13
                 && ngx_strncmp(error.data, "expired_token", 13) == 0)
             {
-                /* gone: a later request without the handle asks anew */
+                /* a later request without the handle asks anew */
                 ngx_http_ciba_pending_update(cmcf->shm_zone,
                                              ctx->pending_key,
-                                             NGX_HTTP_CIBA_PENDING_DONE, 0);
+                                             NGX_HTTP_CIBA_PENDING_EXPIRED,
+                                             0);
                 return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_EXPIRED,
                                          "expired_token");
             }
@@ -595,10 +631,14 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
             if (error.len == 13
                 && ngx_strncmp(error.data, "invalid_grant", 13) == 0)
             {
-                /* the AS redeemed this auth_req_id already */
+                /*
+                 * the AS redeemed this auth_req_id already: remember it,
+                 * so that further retries are refused without asking
+                 */
                 ngx_http_ciba_pending_update(cmcf->shm_zone,
                                              ctx->pending_key,
                                              NGX_HTTP_CIBA_PENDING_DONE, 0);
+                (void) ngx_http_ciba_consume_areq(r, clcf, ctx);
                 return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_REPLAYED,
                                          "invalid_grant");
             }
@@ -642,12 +682,35 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
  */
 
 static ngx_int_t
+ngx_http_ciba_consume_areq(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+{
+    u_char                      record[32];
+    ngx_str_t                   prefix;
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+
+    ngx_str_set(&prefix, "urn:ngx-ciba:auth_req_id");
+
+    if (ngx_http_ciba_store_key(&prefix, &ctx->handle.auth_req_id, record)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_ciba_store_consume(cmcf->shm_zone, record,
+                                       ctx->handle.expire + clcf->leeway + 1,
+                                       &ctx->retry_after,
+                                       r->connection->log);
+}
+
+
+static ngx_int_t
 ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     ngx_http_ciba_ctx_t *ctx, ngx_str_t *token)
 {
-    u_char                      record[32];
     ngx_int_t                   rc;
-    ngx_str_t                   prefix;
     ngx_http_ciba_token_t       tok;
     ngx_http_ciba_main_conf_t  *cmcf;
 
@@ -675,17 +738,8 @@ ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         }
     }
 
-    ngx_str_set(&prefix, "urn:ngx-ciba:auth_req_id");
+    rc = ngx_http_ciba_consume_areq(r, clcf, ctx);
 
-    if (ngx_http_ciba_store_key(&prefix, &ctx->handle.auth_req_id, record)
-        != NGX_OK)
-    {
-        return NGX_ERROR;
-    }
-
-    rc = ngx_http_ciba_store_consume(cmcf->shm_zone, record,
-                                     ctx->handle.expire + clcf->leeway + 1,
-                                     &ctx->retry_after, r->connection->log);
     switch (rc) {
 
     case NGX_OK:
@@ -735,7 +789,10 @@ ngx_http_ciba_as_error(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx,
 
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE,
                                  ctx->as_status == 0 ? "as_failed"
-                                 : (json ? "as_bad_answer" : "as_not_json"));
+                                 : ctx->as_status >= 500 ? "as_server_error"
+                                 : (ctx->as_status >= 300
+                                    && ctx->as_status < 400) ? "as_redirect"
+                                 : json ? "as_bad_answer" : "as_not_json");
     }
 
     error.data = (u_char *) json_string_value(v);

@@ -250,12 +250,19 @@ ngx_http_ciba_as_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     ctx->as_done = 1;
     ctx->as_status = sr->headers_out.status;
 
-    if (rc == NGX_ERROR || (rc >= NGX_HTTP_SPECIAL_RESPONSE && rc > 0)) {
-        /* the subrequest failed: no answer, or one over the buffer */
-        ctx->as_status = (rc > 0) ? (ngx_uint_t) rc : 0;
+    if (rc == NGX_ERROR) {
+        /*
+         * the subrequest failed (no answer, or one over the buffer): the
+         * module answers, so the main request must not be terminated
+         */
+        ctx->as_status = 0;
+        rc = NGX_OK;
+
+    } else if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        ctx->as_status = (ngx_uint_t) rc;
     }
 
-    if (sr->out && sr->out->buf) {
+    if (ctx->as_status && sr->out && sr->out->buf) {
         b = sr->out->buf;
         ctx->as_body.data = b->pos;
         ctx->as_body.len = b->last - b->pos;
@@ -419,11 +426,12 @@ static ngx_int_t
 ngx_http_ciba_authz_details(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, ngx_str_t *out)
 {
-    u_char     *p;
-    char       *dump;
-    size_t      len;
-    json_t     *arr, *obj;
-    ngx_str_t   scheme, host;
+    u_char                     *p;
+    char                       *dump;
+    size_t                      len;
+    json_t                     *arr, *obj;
+    ngx_str_t                   scheme, host;
+    ngx_http_core_srv_conf_t   *cscf;
 
 #if (NGX_HTTP_SSL)
     if (r->connection->ssl) {
@@ -434,7 +442,14 @@ ngx_http_ciba_authz_details(ngx_http_request_t *r,
         ngx_str_set(&scheme, "http");
     }
 
-    if (r->headers_in.server.len) {
+    /* the configured server name, not a client's Host: the human reads it */
+
+    cscf = ngx_http_get_module_srv_conf(r, ngx_http_core_module);
+
+    if (cscf->server_name.len && cscf->server_name.data[0] != '_') {
+        host = cscf->server_name;
+
+    } else if (r->headers_in.server.len) {
         host = r->headers_in.server;
 
     } else {

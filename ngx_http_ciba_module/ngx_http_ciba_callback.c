@@ -192,6 +192,10 @@ ngx_http_ciba_callback_process(ngx_http_request_t *r)
 
     v = json_object_get(json, "access_token");
 
+    if (v == NULL) {
+        v = json_object_get(json, "id_token");
+    }
+
     if (v) {
         rc = ngx_http_ciba_callback_push(r, json, &areq);
 
@@ -220,16 +224,16 @@ ngx_http_ciba_callback_process(ngx_http_request_t *r)
 
         /* a pushed error ends the approval */
 
-        if (error.len == 13
-            && ngx_strncmp(error.data, "expired_token", 13) == 0)
-        {
-            ngx_http_ciba_pending_update(cmcf->shm_zone, pending_key,
-                                         NGX_HTTP_CIBA_PENDING_DONE, 0);
+        ngx_http_ciba_pending_update(cmcf->shm_zone, pending_key,
+                                     (error.len == 13
+                                      && ngx_strncmp(error.data,
+                                                     "expired_token", 13)
+                                         == 0)
+                                     ? NGX_HTTP_CIBA_PENDING_EXPIRED
+                                     : NGX_HTTP_CIBA_PENDING_DENIED, 0);
 
-        } else {
-            ngx_http_ciba_pending_update(cmcf->shm_zone, pending_key,
-                                         NGX_HTTP_CIBA_PENDING_DENIED, 0);
-        }
+        /* and nothing pushed later is taken for it */
+        ngx_http_ciba_notify_remove(cmcf->shm_zone, &areq);
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ciba: the authorization server pushed an error, "

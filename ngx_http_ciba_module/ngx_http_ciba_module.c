@@ -812,9 +812,8 @@ ngx_http_ciba_cleanup(void *data)
      * so that the next request asks instead of waiting for it to expire
      */
 
-    if (ctx->step == NGX_HTTP_CIBA_STEP_BC && !ctx->as_done && ctx->zone) {
-        ngx_http_ciba_pending_update(ctx->zone, ctx->pending_key,
-                                     NGX_HTTP_CIBA_PENDING_DONE, 0);
+    if (ctx->step == NGX_HTTP_CIBA_STEP_BC && ctx->zone) {
+        ngx_http_ciba_pending_abandon(ctx->zone, ctx->pending_key);
     }
 }
 

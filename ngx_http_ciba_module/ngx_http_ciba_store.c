@@ -1216,7 +1216,7 @@ ngx_http_ciba_pending_set(ngx_shm_zone_t *shm_zone, u_char *key,
 
 ngx_int_t
 ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
-    time_t *next)
+    ngx_str_t *auth_req_id, time_t *next, time_t *interval)
 {
     time_t                         now;
     ngx_int_t                      rc;
@@ -1240,8 +1240,23 @@ ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
 
     pd = (ngx_http_ciba_pending_data_t *) rec->data;
 
+    /* a handle of an older approval for the same request is stale */
+
+    if (pd->areq_len != auth_req_id->len
+        || ngx_memcmp(rec->data + sizeof(ngx_http_ciba_pending_data_t)
+                      + pd->handle_len,
+                      auth_req_id->data, auth_req_id->len)
+           != 0)
+    {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return NGX_ABORT;
+    }
+
     if (rec->state == NGX_HTTP_CIBA_PENDING_READY || now >= pd->next_poll) {
-        pd->next_poll = now + pd->interval;
+
+        /* whole seconds: one more, so that polls are never too early */
+
+        pd->next_poll = now + pd->interval + 1;
         rec->state = NGX_HTTP_CIBA_PENDING_WAITING;
         rc = NGX_OK;
 
@@ -1250,6 +1265,7 @@ ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
     }
 
     *next = pd->next_poll;
+    *interval = pd->interval;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
@@ -1288,7 +1304,7 @@ ngx_http_ciba_pending_update(ngx_shm_zone_t *shm_zone, u_char *key,
             if (interval) {
                 pd = (ngx_http_ciba_pending_data_t *) rec->data;
                 pd->interval = interval;
-                pd->next_poll = ngx_time() + interval;
+                pd->next_poll = ngx_time() + interval + 1;
             }
         }
     }
@@ -1516,4 +1532,56 @@ ngx_http_ciba_pushed_take(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     return rc;
+}
+
+
+void
+ngx_http_ciba_notify_remove(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id)
+{
+    u_char                   key[32];
+    ngx_str_t                prefix;
+    ngx_http_ciba_zone_t    *zone;
+    ngx_http_ciba_record_t  *rec;
+
+    ngx_str_set(&prefix, "urn:ngx-ciba:notify");
+
+    if (ngx_http_ciba_store_key(&prefix, auth_req_id, key) != NGX_OK) {
+        return;
+    }
+
+    zone = shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rec = ngx_http_ciba_lookup(zone->sh, key);
+
+    if (rec && rec->kind == NGX_HTTP_CIBA_REC_NOTIFY) {
+        ngx_http_ciba_remove(zone, rec);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}
+
+
+/* gives up a placeholder whose request ended before the AS answered */
+
+void
+ngx_http_ciba_pending_abandon(ngx_shm_zone_t *shm_zone, u_char *key)
+{
+    ngx_http_ciba_zone_t    *zone;
+    ngx_http_ciba_record_t  *rec;
+
+    zone = shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rec = ngx_http_ciba_lookup(zone->sh, key);
+
+    if (rec && rec->kind == NGX_HTTP_CIBA_REC_PENDING
+        && rec->state == NGX_HTTP_CIBA_PENDING_REQUESTING)
+    {
+        ngx_http_ciba_remove(zone, rec);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 }

@@ -1,0 +1,685 @@
+# End to end against a real authorization server: npm oidc-provider 9.13.x
+# as the development AS (tools/dev-as/dev-as.mjs), nginx with the module as
+# its CIBA client, in poll mode (client nginx-poll) and ping mode (client
+# nginx-ping, the ping arriving at a "ciba_callback" location over TLS).
+#
+# In each mode:
+# - a request is answered 401 approval_pending with a handle; the binding
+#   message and the authorization_details (type nginx_ciba_action, the
+#   action, method, path, and the action digest as identifier) are what
+#   the AS shows as pending; a bare retry continues the same approval (one
+#   backchannel request at the AS);
+# - approved at the AS (/admin/approve: backchannelResult with the RAR
+#   details): the retry with the handle (poll: once the interval has
+#   passed, 5 s because oidc-provider sends no interval; ping: at once,
+#   the AS having pinged) goes upstream, decision approved, $ciba_approver
+#   the sub of alice; the JWT access token (ES256, validated with the JWKS
+#   fetched from the AS's /jwks) carries the binding; a second redemption
+#   with the same handle is 403 approval_replayed, and the AS itself
+#   refuses a second token exchange for that auth_req_id (invalid_grant);
+# - denied at the AS (/admin/deny): 403 approval_denied;
+# - requested_expiry 3 s (oidc-provider honours it): 403 approval_expired,
+#   and a later bare request starts a new approval.
+# It prints (diag) what each AS round trip cost: the elapsed time of the
+# nginx request that made it, the subrequest's $upstream_response_time,
+# and the AS's own processing time.
+#
+# Plain Perl (not a data-driven Test::Nginx file).  Needs node >= 20 and
+# the development AS's packages (make deps, i.e. "npm ci" in tools/dev-as);
+# skipped otherwise.  Ports: nginx on TEST_NGINX_SERVER_PORT, the TLS
+# callback server on the next port, the AS on a free port (--port 0).
+use strict;
+use warnings;
+
+use lib 't';
+
+use Test::More;
+
+use FindBin;
+
+my $DEV_AS_DIR;
+
+BEGIN {
+    $DEV_AS_DIR = "$FindBin::Bin/../tools/dev-as";
+    plan skip_all => 'timing-based (approval expiry, intervals): not run '
+                     . 'under valgrind (TEST_NGINX_USE_VALGRIND is set)'
+        if $ENV{TEST_NGINX_USE_VALGRIND};
+    plan skip_all => 'the development AS is not installed '
+                     . '(tools/dev-as/node_modules/oidc-provider is missing: '
+                     . 'run "make deps", i.e. "npm ci" in tools/dev-as)'
+        unless -d "$DEV_AS_DIR/node_modules/oidc-provider";
+}
+
+use HTTP::Tiny;
+use JSON::PP ();
+use MIME::Base64 qw(encode_base64 decode_base64url);
+use POSIX ();
+use Time::HiRes qw(sleep time);
+
+use CibaNginx;
+use CibaTest qw(warm_state);
+
+{
+    my $v = `node --version 2>/dev/null` // '';
+    plan skip_all => 'node is missing' if $? != 0 || $v !~ /^v(\d+)\./;
+    plan skip_all => "node $v is older than 20" if $1 < 20;
+    plan skip_all => 'openssl (the command) is missing'
+        if system('openssl version > /dev/null 2>&1') != 0;
+}
+
+my $OWNER = $$;
+my $JSON = JSON::PP->new->canonical->allow_nonref;
+my $T0 = time;
+
+my $ng = CibaNginx->new(workers => 2);
+my $port = $ng->port;
+my $cbport = $port + 1;
+my $root = $ng->servroot;
+my $acclog = "$root/logs/access.log";
+my $aslog = "$root/logs/as.log";
+my $AUD = 'https://tools.example';
+
+
+# ---- a certificate for the TLS callback server -------------------------------
+
+my $cert = "$root/conf/callback.crt";
+my $key = "$root/conf/callback.key";
+
+system("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
+       . "-nodes -days 1 -subj /CN=127.0.0.1 "
+       . "-addext subjectAltName=IP:127.0.0.1 "
+       . "-keyout '$key' -out '$cert' 2>/dev/null") == 0
+    or BAIL_OUT('openssl could not make a certificate');
+
+
+# ---- the development AS ------------------------------------------------------
+
+my ($as_pid, $AS, $asport);
+
+# stops the AS (also at exit, whatever happened)
+sub stop_as {
+    return unless $$ == $OWNER && $as_pid;
+    kill 'TERM', $as_pid;
+    waitpid $as_pid, 0;
+    undef $as_pid;
+}
+
+END {
+    local $?;
+    stop_as();
+}
+
+{
+    my $log = "$root/logs/dev-as.log";
+    my $callback = "https://127.0.0.1:$cbport/_ciba/ping";
+
+    # a plain pipe for its first line (a piped open would wait for the
+    # child whenever the handle goes away)
+    pipe(my $rd, my $wr) or die "pipe: $!";
+    $as_pid = fork // die "fork: $!";
+    if ($as_pid == 0) {
+        close $rd;
+        open STDOUT, '>&', $wr or POSIX::_exit(127);
+        open STDERR, '>', $log or POSIX::_exit(127);
+        # the callback's self-signed certificate is trusted by node
+        $ENV{NODE_EXTRA_CA_CERTS} = $cert;
+        exec 'node', "$DEV_AS_DIR/dev-as.mjs", '--port', '0',
+             '--audience', $AUD, '--ping-callback', $callback, '--verbose'
+            or POSIX::_exit(127);
+    }
+    close $wr;
+
+    my $line;
+    eval {
+        local $SIG{ALRM} = sub { die "timeout\n" };
+        alarm 20;
+        $line = <$rd>;
+        alarm 0;
+    };
+    close $rd;
+
+    if (!defined $line
+        || $line !~ m{^dev-as listening on (http://127\.0\.0\.1:(\d+))$})
+    {
+        my $err = '';
+        if (open my $in, '<', $log) { local $/; $err = <$in> // '' }
+        BAIL_OUT("dev-as did not start: " . ($line // 'no output')
+                 . "\n$err");
+    }
+    ($AS, $asport) = ($1, $2);
+}
+
+my $HT = HTTP::Tiny->new(timeout => 15, keep_alive => 0);
+
+# as($method, $path, $json): the decoded JSON answer (and the status)
+sub as {
+    my ($method, $path, $in) = @_;
+    my $res = $HT->request($method, "$AS$path", {
+        headers => { 'Content-Type' => 'application/json' },
+        defined $in ? (content => $JSON->encode($in)) : () });
+    my $out = eval { $JSON->decode($res->{content}) };
+    return wantarray ? ($res->{status}, $out) : $out;
+}
+
+sub as_counts { return as(GET => '/admin/stats')->{counts} }
+
+my %SUB = map { ($_->{login_hint} => $_->{sub}) }
+          @{ as(GET => '/admin/users')->{users} };
+
+ok $SUB{alice} && $SUB{bob}, 'the AS has alice and bob'
+    or BAIL_OUT('no demo users');
+
+# the AS's discovery document and keys
+my $jwks_file = "$root/conf/as-jwks.json";
+{
+    my $disc = as(GET => '/.well-known/openid-configuration');
+    is $disc->{issuer}, $AS, 'discovery: issuer';
+    is $disc->{backchannel_authentication_endpoint}, "$AS/backchannel",
+        'discovery: backchannel endpoint';
+    is_deeply $disc->{backchannel_token_delivery_modes_supported},
+        ['poll', 'ping'], 'discovery: poll and ping (oidc-provider has no push)';
+    is_deeply $disc->{authorization_details_types_supported},
+        ['nginx_ciba_action'], 'discovery: the RAR type';
+
+    my $res = $HT->get("$AS/jwks");
+    is $res->{status}, 200, '/jwks';
+    my $jwks = eval { $JSON->decode($res->{content}) } // {};
+    my ($k) = @{ $jwks->{keys} // [] };
+    ok $k && $k->{kty} eq 'EC' && $k->{crv} eq 'P-256' && !exists $k->{d},
+        '/jwks: one public EC P-256 key';
+    open my $out, '>', $jwks_file or die "$jwks_file: $!";
+    print $out $res->{content};
+    close $out;
+}
+
+# client_secret_post (client nginx-post), straight to the AS: an answer
+# without "interval" (oidc-provider never sends one)
+{
+    my $res = $HT->post_form("$AS/backchannel", {
+        client_id => 'nginx-post', client_secret => 'post-secret',
+        scope => 'openid', login_hint => 'bob',
+        binding_message => 'direct-check' });
+    is $res->{status}, 200, 'AS, client_secret_post: backchannel request';
+    my $j = eval { $JSON->decode($res->{content}) } // {};
+    ok $j->{auth_req_id} && $j->{expires_in} && !exists $j->{interval},
+        'AS: auth_req_id, expires_in, no interval' or diag $res->{content};
+    my ($st) = as(POST => '/admin/deny', { auth_req_id => $j->{auth_req_id} });
+    is $st, 200, 'AS: denied (clean up)';
+}
+
+
+# ---- nginx -------------------------------------------------------------------
+
+my $state = warm_state();
+my %BASIC = (poll => encode_base64('nginx-poll:poll-secret', ''),
+             ping => encode_base64('nginx-ping:ping-secret', ''));
+
+sub as_locations {
+    my ($mode) = @_;
+    my $out = '';
+    for (['bc', 'backchannel'], ['token', 'token']) {
+        my ($name, $path) = @$_;
+        $out .= <<"_EOC_";
+        location = /_ciba/$mode-$name {
+            internal;
+            proxy_pass http://127.0.0.1:$asport/$path;
+            proxy_set_header Authorization "Basic $BASIC{$mode}";
+            proxy_read_timeout 5s;
+            subrequest_output_buffer_size 16k;
+            log_subrequest on;
+            access_log $aslog as;
+        }
+_EOC_
+    }
+    return $out;
+}
+
+# /MODE/refund: the default requested expiry (300 s);
+# /MODE/short:  requested_expiry 3 s
+sub protected {
+    my ($mode, $name, @extra) = @_;
+    return <<"_EOC_" . join('', map { "            $_\n" } @extra) . <<"_EOC_";
+        location = /$mode/$name {
+            ciba on;
+            ciba_action refund;
+            ciba_delivery $mode;
+            ciba_backchannel_endpoint /_ciba/$mode-bc;
+            ciba_token_endpoint /_ciba/$mode-token;
+            ciba_login_hint \$http_x_user;
+            ciba_binding_message "Refund \$arg_amount EUR order \$arg_order";
+            ciba_binding_message_max 64;
+            add_header X-Ciba-Decision \$ciba_decision always;
+            add_header X-Ciba-Approver \$ciba_approver always;
+_EOC_
+            proxy_pass http://127.0.0.1:$port/backend;
+        }
+_EOC_
+}
+
+$ng->write_config(
+    http => <<"_EOC_",
+    ciba_zone ciba:1m state=$state;
+    ciba_key_file $jwks_file;
+    ciba_issuer $AS;
+    ciba_audience $AUD;
+
+    log_format ciba '\$status \$request_method \$request_uri '
+                    'decision=\$ciba_decision reason=\$ciba_reason '
+                    'approver=\$ciba_approver ref=\$ciba_request_ref '
+                    'rt=\$request_time';
+    log_format as '\$status \$uri rt=\$request_time '
+                  'urt=\$upstream_response_time';
+
+    server {
+        listen 127.0.0.1:$cbport ssl;
+        server_name localhost;
+        ssl_certificate $cert;
+        ssl_certificate_key $key;
+        access_log $acclog ciba;
+
+        location = /_ciba/ping {
+            ciba_callback;
+        }
+    }
+_EOC_
+    server => "        access_log $acclog ciba;\n"
+        . as_locations('poll')
+        . as_locations('ping')
+        . protected('poll', 'refund')
+        . protected('poll', 'short', 'ciba_requested_expiry 3s;')
+        . protected('ping', 'refund')
+        . protected('ping', 'short', 'ciba_requested_expiry 3s;')
+        . <<"_EOC_");
+        location = /backend {
+            return 200 "upstream ran \$request_uri\\n";
+        }
+
+        location = /plain {
+            return 200 "plain\\n";
+        }
+_EOC_
+
+$ng->start or BAIL_OUT('nginx: ' . $ng->error);
+
+
+# ---- helpers -----------------------------------------------------------------
+
+my $BODY = '{"reason":"duplicate charge"}';
+
+sub uri_of {
+    my ($mode, $order, $loc) = @_;
+    return "/$mode/" . ($loc // 'refund') . "?order=$order&amount=30";
+}
+
+# req($mode, $user, $order, handle => $h, loc => 'short'): the answer
+sub req {
+    my ($mode, $user, $order, %o) = @_;
+    my @h = ('X-User' => $user, 'Content-Type' => 'application/json');
+    push @h, 'Approval-Handle' => $o{handle} if $o{handle};
+    my $t = time;
+    my ($st, $hd, $body) = $ng->request('POST', uri_of($mode, $order, $o{loc}),
+                                        headers => \@h, body => $BODY,
+                                        timeout => 20);
+    my $json = eval { $JSON->decode($body) };
+    return { status => $st // 0, headers => $hd, body => $body,
+             json => $json // {}, ms => (time - $t) * 1000, at => $t };
+}
+
+sub answer_ok {
+    my ($r, $status, $error, $name) = @_;
+    is $r->{status}, $status, "$name: status $status"
+        or diag $r->{body};
+    is $r->{json}{error}, $error, "$name: $error";
+}
+
+sub pending_ok {
+    my ($r, $order, $name, %o) = @_;
+    answer_ok($r, 401, 'approval_pending', $name);
+    like $r->{json}{approval_handle} // '', qr/^h1\.[A-Za-z0-9_-]+$/,
+        "$name: approval_handle";
+    is $r->{json}{interval}, 5,
+        "$name: interval 5 (oidc-provider sends none)";
+    is $r->{json}{binding_message}, "Refund_30_EUR_order_$order",
+        "$name: binding_message";
+    my $exp = $o{expiry} // 300;
+    ok(($r->{json}{expires_in} // 0) > $exp - 5
+       && $r->{json}{expires_in} <= $exp, "$name: expires_in about $exp")
+        or diag 'expires_in: ' . ($r->{json}{expires_in} // 'none');
+}
+
+sub passed_ok {
+    my ($r, $mode, $order, $name) = @_;
+    is $r->{status}, 200, "$name: 200" or diag $r->{body};
+    is $r->{body}, "upstream ran /backend?order=$order&amount=30\n",
+        "$name: from the upstream";
+    is $r->{headers}{'x-ciba-decision'}, 'approved',
+        "$name: decision approved";
+    is $r->{headers}{'x-ciba-approver'}, $SUB{alice},
+        "$name: \$ciba_approver is alice's sub";
+}
+
+# the AS's record of the request whose binding message names this order
+sub as_request {
+    my ($order) = @_;
+    my @r = grep { ($_->{binding_message} // '') =~ /_order_\Q$order\E$/ }
+            @{ as(GET => '/admin/requests')->{requests} };
+    return $r[0];
+}
+
+sub as_pending_ok {
+    my ($r, $mode, $order, $user, $name, %o) = @_;
+    my ($p) = grep { ($_->{binding_message} // '') =~ /_order_\Q$order\E$/ }
+              @{ as(GET => '/admin/pending')->{pending} };
+    ok $p, "$name: pending at the AS" or return undef;
+    is $p->{client_id}, "nginx-$mode", "$name: AS: client nginx-$mode";
+    is $p->{login_hint}, $user, "$name: AS: login_hint $user";
+    is $p->{account}, $SUB{$user}, "$name: AS: the account";
+    is $p->{binding_message}, $r->{json}{binding_message},
+        "$name: AS: the binding message nginx answered";
+    is $p->{requested_expiry}, $o{expiry} // 300,
+        "$name: AS: requested_expiry";
+    my $ad = $p->{authorization_details} // [];
+    is scalar @$ad, 1, "$name: AS: one authorization_details entry";
+    is $ad->[0]{type}, 'nginx_ciba_action', "$name: AS: RAR type";
+    is_deeply $ad->[0]{actions}, ['refund'], "$name: AS: actions";
+    is $ad->[0]{identifier}, $r->{json}{action_digest},
+        "$name: AS: identifier = the action digest";
+    is $ad->[0]{method}, 'POST', "$name: AS: method";
+    is $ad->[0]{path}, "/$mode/" . ($o{loc} // 'refund'), "$name: AS: path";
+    is_deeply $ad->[0]{locations},
+        ["http://localhost/$mode/" . ($o{loc} // 'refund')],
+        "$name: AS: locations";
+    return $p;
+}
+
+# the AS round trips, for the closing diag
+my %COST;
+
+sub as_log_lines {
+    open my $in, '<', $aslog or return ();
+    return <$in>;
+}
+
+# the AS's processing time of the last request to $path
+sub as_ms {
+    my ($path) = @_;
+    my @r = grep { $_->{path} eq $path } @{ as(GET => '/admin/stats')->{requests} };
+    return @r ? $r[-1]{ms} : undef;
+}
+
+# the $upstream_response_time of the last subrequest to a location
+sub urt {
+    my ($loc) = @_;
+    for (1 .. 20) {
+        my @l = grep { m{ \Q$loc\E rt=} } as_log_lines();
+        return $1 * 1000 if @l && $l[-1] =~ / urt=([\d.]+)/;
+        sleep 0.05;
+    }
+    return undef;
+}
+
+sub cost {
+    my ($what, $r, $loc, $path) = @_;
+    push @{ $COST{$what} }, [ $r->{ms}, urt($loc), as_ms($path) ];
+}
+
+
+# ---- baseline: an nginx request that asks nobody -----------------------------
+
+{
+    my @ms;
+    for (1 .. 5) {
+        my $t = time;
+        my ($st) = $ng->request('GET', '/plain');
+        push @ms, (time - $t) * 1000;
+    }
+    @ms = sort { $a <=> $b } @ms;
+    $COST{baseline} = $ms[2];
+}
+
+
+# ---- poll and ping: the pending requests -------------------------------------
+
+my %R;      # name => first answer
+
+for my $mode (qw(poll ping)) {
+    my $c0 = as_counts();
+
+    # to be approved (alice), denied (bob), to expire (bob)
+    my $ra = req($mode, 'alice', "${mode}A");
+    pending_ok($ra, "${mode}A", "$mode approve: first request");
+    cost("$mode: backchannel request", $ra, "/_ciba/$mode-bc",
+         '/backchannel');
+    $R{"${mode}A"} = $ra;
+
+    my $rd = req($mode, 'bob', "${mode}D");
+    pending_ok($rd, "${mode}D", "$mode deny: first request");
+    cost("$mode: backchannel request", $rd, "/_ciba/$mode-bc",
+         '/backchannel');
+    $R{"${mode}D"} = $rd;
+
+    my $re = req($mode, 'bob', "${mode}E", loc => 'short');
+    pending_ok($re, "${mode}E", "$mode expiry: first request", expiry => 3);
+    $R{"${mode}E"} = $re;
+
+    my $c1 = as_counts();
+    is(($c1->{'/backchannel'} // 0) - ($c0->{'/backchannel'} // 0), 3,
+       "$mode: three backchannel requests at the AS");
+
+    as_pending_ok($ra, $mode, "${mode}A", 'alice', "$mode approve");
+    as_pending_ok($rd, $mode, "${mode}D", 'bob', "$mode deny");
+    as_pending_ok($re, $mode, "${mode}E", 'bob', "$mode expiry",
+                  expiry => 3, loc => 'short');
+
+    # a bare retry continues the same approval
+    my $again = req($mode, 'alice', "${mode}A");
+    answer_ok($again, 401, 'approval_pending', "$mode: bare retry");
+    is $again->{json}{action_digest}, $ra->{json}{action_digest},
+        "$mode: bare retry: the same digest";
+    my $c2 = as_counts();
+    is $c2->{'/backchannel'}, $c1->{'/backchannel'},
+        "$mode: bare retry: no new backchannel request";
+}
+
+
+# ---- ping: approve and deny, the retries go at once --------------------------
+
+{
+    my $ra = $R{pingA};
+    my $t = time;
+    my ($st, $out) = as(POST => '/admin/approve',
+                        { auth_req_id => as_request('pingA')->{auth_req_id} });
+    is $st, 200, 'ping approve: approved at the AS';
+    is $out->{ping}{status}, 204, 'ping approve: the AS pinged nginx (204)'
+        or diag explain $out;
+    push @{ $COST{'ping: the AS pings nginx (TLS callback)'} },
+        [ $out->{ping}{ms} ] if $out->{ping};
+
+    my $c0 = as_counts();
+    my $r = req('ping', 'alice', 'pingA',
+                handle => $ra->{json}{approval_handle});
+    ok time - $t < 5, 'ping approve: retried before the interval';
+    passed_ok($r, 'ping', 'pingA', 'ping approve: retry with the handle');
+    cost('ping: token request (approved)', $r, '/_ciba/ping-token',
+         '/token');
+    is as_counts()->{'/token'} - ($c0->{'/token'} // 0), 1,
+        'ping approve: one token request';
+
+    my $again = req('ping', 'alice', 'pingA',
+                    handle => $ra->{json}{approval_handle});
+    answer_ok($again, 403, 'approval_replayed', 'ping: second redemption');
+    is as_counts()->{'/token'} - ($c0->{'/token'} // 0), 1,
+        'ping: second redemption: the AS is not asked';
+
+    my $rd = $R{pingD};
+    ($st, $out) = as(POST => '/admin/deny',
+                     { auth_req_id => as_request('pingD')->{auth_req_id} });
+    is $st, 200, 'ping deny: denied at the AS';
+    is $out->{ping}{status}, 204, 'ping deny: the AS pinged nginx (204)';
+    push @{ $COST{'ping: the AS pings nginx (TLS callback)'} },
+        [ $out->{ping}{ms} ] if $out->{ping};
+    $r = req('ping', 'bob', 'pingD', handle => $rd->{json}{approval_handle});
+    answer_ok($r, 403, 'approval_denied', 'ping deny: retry with the handle');
+    cost('ping: token request (denied)', $r, '/_ciba/ping-token',
+         '/token');
+}
+
+
+# ---- poll: approve and deny ---------------------------------------------------
+
+{
+    my $ra = $R{pollA};
+    my $rd = $R{pollD};
+    my ($st) = as(POST => '/admin/approve',
+                  { auth_req_id => as_request('pollA')->{auth_req_id} });
+    is $st, 200, 'poll approve: approved at the AS';
+    ($st) = as(POST => '/admin/deny',
+               { auth_req_id => as_request('pollD')->{auth_req_id} });
+    is $st, 200, 'poll deny: denied at the AS';
+
+    # before the interval: answered from the zone, the AS is not asked
+    my $c0 = as_counts();
+    my $early = req('poll', 'alice', 'pollA',
+                    handle => $ra->{json}{approval_handle});
+    answer_ok($early, 401, 'approval_pending', 'poll: retry before the interval');
+    is as_counts()->{'/token'} // 0, $c0->{'/token'} // 0,
+        'poll: retry before the interval: no token request';
+
+    my $wait = $early->{headers}{'retry-after'} // 5;
+    diag "poll: waiting $wait s (Retry-After)";
+    sleep $wait + 0.2;
+
+    my $r = req('poll', 'alice', 'pollA',
+                handle => $ra->{json}{approval_handle});
+    passed_ok($r, 'poll', 'pollA', 'poll approve: retry with the handle');
+    cost('poll: token request (approved)', $r, '/_ciba/poll-token',
+         '/token');
+
+    my $again = req('poll', 'alice', 'pollA',
+                    handle => $ra->{json}{approval_handle});
+    answer_ok($again, 403, 'approval_replayed', 'poll: second redemption');
+
+    # the AS itself refuses a second token exchange for that auth_req_id
+    my $res = $HT->post_form("$AS/token", {
+        grant_type => 'urn:openid:params:grant-type:ciba',
+        auth_req_id => as_request('pollA')->{auth_req_id} },
+        { headers => { Authorization => "Basic $BASIC{poll}" } });
+    is $res->{status}, 400, 'AS: a second token exchange is refused';
+    like $res->{content}, qr/"invalid_grant"/, 'AS: invalid_grant';
+
+    $r = req('poll', 'bob', 'pollD', handle => $rd->{json}{approval_handle});
+    answer_ok($r, 403, 'approval_denied', 'poll deny: retry with the handle');
+    cost('poll: token request (denied)', $r, '/_ciba/poll-token',
+         '/token');
+}
+
+
+# ---- the access token the AS issued --------------------------------------------
+
+{
+    # the module validated the tokens it got with the JWKS fetched above;
+    # what such a token holds, seen through an approval made directly at
+    # the AS with the same authorization_details
+    my $res = $HT->post_form("$AS/backchannel", {
+        scope => 'openid', login_hint => 'alice',
+        binding_message => 'token-check',
+        authorization_details => $JSON->encode([ {
+            type => 'nginx_ciba_action', actions => ['refund'],
+            identifier => $R{pollA}{json}{action_digest},
+            method => 'POST', path => '/poll/refund' } ]) },
+        { headers => { Authorization => "Basic $BASIC{poll}" } });
+    my $id = eval { $JSON->decode($res->{content})->{auth_req_id} };
+    as(POST => '/admin/approve', { auth_req_id => $id });
+    $res = $HT->post_form("$AS/token", {
+        grant_type => 'urn:openid:params:grant-type:ciba',
+        auth_req_id => $id },
+        { headers => { Authorization => "Basic $BASIC{poll}" } });
+    my $tok = eval { $JSON->decode($res->{content}) } // {};
+    my ($h, $p) = map { eval { $JSON->decode(decode_base64url($_)) } // {} }
+                  (split /\./, $tok->{access_token} // '')[0, 1];
+    is $h->{alg}, 'ES256', 'access token: ES256';
+    is $h->{typ}, 'at+jwt', 'access token: typ at+jwt';
+    is $p->{iss}, $AS, 'access token: iss';
+    is $p->{aud}, $AUD, 'access token: aud';
+    is $p->{sub}, $SUB{alice}, 'access token: sub';
+    is $p->{authorization_details}[0]{identifier},
+        $R{pollA}{json}{action_digest},
+        'access token: authorization_details (from backchannelResult rar)';
+}
+
+
+# ---- expiry ---------------------------------------------------------------------
+
+for my $mode (qw(poll ping)) {
+    my $re = $R{"${mode}E"};
+    # requested_expiry 3 s (normally long past by now)
+    my $left = $re->{at} + 3.5 - time;
+    sleep $left if $left > 0;
+
+    my $r = req($mode, 'bob', "${mode}E", loc => 'short',
+                handle => $re->{json}{approval_handle});
+    answer_ok($r, 403, 'approval_expired', "$mode expiry: retry with the handle");
+    diag "$mode expiry: reason $r->{json}{reason}";
+
+    my $c0 = as_counts();
+    my $new = req($mode, 'bob', "${mode}E", loc => 'short');
+    pending_ok($new, "${mode}E", "$mode expiry: a later bare request",
+               expiry => 3);
+    isnt $new->{json}{approval_handle}, $re->{json}{approval_handle},
+        "$mode expiry: a new handle";
+    is as_counts()->{'/backchannel'} - $c0->{'/backchannel'}, 1,
+        "$mode expiry: a new backchannel request";
+}
+
+
+# ---- the logs -------------------------------------------------------------------
+
+{
+    my $log = $ng->error_log;
+    for my $d (qw(approved denied expired replayed pending)) {
+        like $log, qr/ciba: decision=$d /, "error log: a decision=$d line";
+    }
+    unlike $log, qr/\[(?:alert|crit|emerg)\]/, 'error log: nothing alarming';
+    is $ng->crash_reports, '', 'no crashes';
+
+    open my $in, '<', $acclog or die "$acclog: $!";
+    my @acc = <$in>;
+    ok((grep { m{^200 POST /poll/refund\?order=pollA&amount=30 decision=approved }
+               && /approver=\Q$SUB{alice}\E / } @acc),
+       'access log: poll approved, approver alice');
+    ok((grep { m{^200 POST /ping/refund\?order=pingA&amount=30 decision=approved }
+               && /approver=\Q$SUB{alice}\E / } @acc),
+       'access log: ping approved, approver alice');
+    ok((grep { m{^204 POST /_ciba/ping } } @acc) >= 2,
+       'access log: the pings reached the TLS callback (204)');
+}
+
+
+# ---- what each AS round trip cost ----------------------------------------------
+
+sub fmt { defined $_[0] ? sprintf('%.1f', $_[0]) : '-' }
+
+diag sprintf 'nginx request that asks nobody (baseline): %s ms',
+             fmt($COST{baseline});
+for my $what (map({ ("$_: backchannel request",
+                      "$_: token request (approved)",
+                      "$_: token request (denied)") } qw(poll ping)),
+              'ping: the AS pings nginx (TLS callback)')
+{
+    for my $c (@{ $COST{$what} // [] }) {
+        my ($req, $urt, $as) = @$c;
+        if (@$c == 1) {
+            diag sprintf '%s: %s ms (as the AS timed it)', $what, fmt($req);
+            next;
+        }
+        diag sprintf '%s: nginx request %s ms, AS subrequest '
+                     . '($upstream_response_time) %s ms, AS processing %s ms',
+                     $what, fmt($req), fmt($urt), fmt($as);
+    }
+}
+diag sprintf 'elapsed: %.1f s', time - $T0;
+
+$ng->stop;
+stop_as();
+
+done_testing;

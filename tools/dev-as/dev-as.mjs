@@ -1,0 +1,1005 @@
+#!/usr/bin/env node
+/*
+ * dev-as: the development OpenID Connect CIBA authorization server (AS) of
+ * ngx_http_ciba_module, built on npm oidc-provider 9.13.x (pinned in
+ * package.json / package-lock.json; install with "npm ci" in this
+ * directory).  For the demo and the end-to-end tests only: in-memory
+ * storage, fixed demo users and clients, no login, loopback only.
+ *
+ *   node tools/dev-as/dev-as.mjs [--port N] [--audience URL]
+ *        [--ping-callback URL] [--interval N] [--binding-message-max N]
+ *        [--default-expiry N] [--token-ttl N] [--jwks-out FILE] [--verbose]
+ *
+ *   --port N          TCP port on 127.0.0.1 (0: a free one; default 0).
+ *                     It always binds 127.0.0.1, never anything else.
+ *   --audience URL    the resource indicator and "aud" of the JWT access
+ *                     tokens (default https://tools.example)
+ *   --ping-callback URL  backchannel_client_notification_endpoint of the
+ *                     ping client nginx-ping (nginx's "ciba_callback"
+ *                     location).  Without it nginx-ping is not registered.
+ *                     oidc-provider requires an https URL here (client
+ *                     metadata validation); see "Pings" below for an http
+ *                     loopback URL.
+ *   --interval N      add "interval": N to backchannel answers (default:
+ *                     none, as stock oidc-provider, and clients then use
+ *                     5 s).  oidc-provider itself never enforces it (it
+ *                     never answers slow_down).
+ *   --binding-message-max N  longest accepted binding_message (default 64;
+ *                     20 is oidc-provider's own default)
+ *   --default-expiry N  lifetime of a backchannel request without
+ *                     requested_expiry, seconds (default 300)
+ *   --max-expiry N    largest honoured requested_expiry (default 600)
+ *   --token-ttl N     access and ID token lifetime, seconds (default 300)
+ *   --jwks-out FILE   also write the public JWK set to FILE when ready
+ *   --verbose         one line per HTTP request on stderr
+ *
+ * When it is ready it prints exactly one line on stdout:
+ *
+ *   dev-as listening on http://127.0.0.1:PORT
+ *
+ * and the issuer is http://127.0.0.1:PORT.  SIGINT/SIGTERM: exits 0.
+ * Node.js 20 works (oidc-provider prints an "Unsupported runtime" warning:
+ * it wants Node 22 LTS or later).
+ *
+ *
+ * OIDC ENDPOINTS (oidc-provider's own, default routes)
+ * ----------------------------------------------------
+ *   GET  /.well-known/openid-configuration
+ *   GET  /jwks            the public signing key (one EC P-256 key, ES256,
+ *                         generated at each start; use "sig", kid = its
+ *                         RFC 7638 thumbprint)
+ *   POST /backchannel     CIBA backchannel authentication endpoint
+ *   POST /token           token endpoint
+ *                         (grant_type=urn:openid:params:grant-type:ciba)
+ *   GET  /me              userinfo
+ *
+ * CIBA delivery modes: poll and ping.  Push is not supported by
+ * oidc-provider ("only poll and ping CIBA delivery modes are supported");
+ * the suite's mock AS (tools/mock-as) covers push.
+ *
+ * Clients (confidential; grant_types urn:openid:params:grant-type:ciba
+ * only; id_token_signed_response_alg ES256; authorization_details_types
+ * nginx_ciba_action):
+ *
+ *   client_id    secret        delivery  client authentication
+ *   nginx-poll   poll-secret   poll      client_secret_basic
+ *   nginx-ping   ping-secret   ping      client_secret_basic
+ *   nginx-post   post-secret   poll      client_secret_post
+ *
+ * For nginx: proxy_set_header Authorization "Basic <base64 of
+ * nginx-poll:poll-secret>" in the internal locations (client_secret_basic),
+ * or ciba_client_id nginx-post; ciba_client_secret post-secret;
+ * (client_secret_post).
+ *
+ * Users (login_hint: the user name or the e-mail address):
+ *
+ *   login_hint   sub (the approver, "sub" of the tokens)
+ *   alice        248289761001
+ *   bob          248289761002
+ *   carol        248289761003
+ *
+ * Anything else is "unknown_user_id".  A user_code is refused
+ * (invalid_user_code; the clients have backchannel_user_code_parameter
+ * false, although discovery, fixed by oidc-provider, says
+ * backchannel_user_code_parameter_supported true); request_context is
+ * ignored; login_hint_token is refused (invalid_request).
+ *
+ * Binding messages: accepted when they match ^[a-zA-Z0-9-._+/!?#]{1,N}$
+ * with N = --binding-message-max (64 by default).  That is oidc-provider's
+ * own default charset, which is ngx_http_ciba_module's default
+ * ciba_binding_message_chars; oidc-provider's own default length is 20
+ * (the module's default ciba_binding_message_max), so 64 lets a module
+ * configured with "ciba_binding_message_max 64" through.  Violations are
+ * answered invalid_binding_message.
+ *
+ * Rich Authorization Requests (RFC 9396): the type nginx_ciba_action is
+ * registered and validated (actions: non-empty array of strings;
+ * identifier: the action digest, a base64url string; locations: absolute
+ * http(s) URLs; method, path: strings; other members pass).  An approval
+ * passes the request's authorization_details to backchannelResult as
+ * "rar" (oidc-provider puts RAR details into a CIBA access token only
+ * then), and authorizationDetailsForAccessToken copies them into the
+ * token: the JWT access token and the token response carry
+ * "authorization_details".
+ *
+ * Access tokens: resource indicators are on; every CIBA request defaults
+ * to the one resource server --audience (defaultResource,
+ * useGrantedResource true), whose access tokens are JWTs ("typ": "at+jwt")
+ * signed ES256 with the key in /jwks: iss (the issuer), aud (--audience),
+ * sub, client_id, iat, exp, jti, authorization_details.  The ID token is
+ * signed ES256 with the same key.
+ *
+ * Storage: in memory (lost at exit).  A backchannel request is kept for
+ * 10 minutes past its expiry, so the token endpoint answers expired_token
+ * for it (oidc-provider's own memory adapter drops it 15 s after expiry,
+ * and then answers invalid_grant).
+ *
+ * Pings: oidc-provider refuses to connect to special-use addresses
+ * (loopback included) for outgoing requests.  This server replaces its
+ * fetch so that the ping may go to a loopback address (127.0.0.0/8,
+ * localhost, [::1]) and only there.  An https callback with a self-signed
+ * certificate needs that certificate trusted by node:
+ * NODE_EXTRA_CA_CERTS=cert.pem in dev-as's environment.  Because
+ * oidc-provider only registers https notification endpoints, an http
+ * loopback --ping-callback (e.g. http://127.0.0.1:8080/ciba/callback) is
+ * registered with https:// and the ping is then sent over plain http to
+ * that exact URL; dev-as says so at start.  Development only.
+ * oidc-provider sends the ping inside backchannelResult, i.e. while
+ * /admin/approve or /admin/deny runs; their answer says how it went.
+ *
+ *
+ * ADMIN API (not part of OIDC; JSON; same port, under /admin)
+ * -----------------------------------------------------------
+ * No authentication: the server listens on loopback only.
+ *
+ *   GET  /admin/pending   {"pending": [request, ...]}: the backchannel
+ *                         requests waiting for a decision, newest first
+ *   GET  /admin/requests  {"requests": [...]}: all of them, any state
+ *   GET  /admin/requests/<auth_req_id>   one, or 404
+ *       request: {auth_req_id, state ("pending", "approved", "denied",
+ *       "expired", "redeemed"), client_id, delivery_mode, login_hint,
+ *       account (the sub), binding_message, authorization_details (parsed
+ *       JSON, or null), scope, requested_expiry, created_at, expires_at
+ *       (epoch seconds), expires_in (seconds left), decided_at,
+ *       redeemed_at, ping (the last ping: {url, status, error, ms})}
+ *   POST /admin/approve  {"auth_req_id": "..."}
+ *       -> {"auth_req_id", "state": "approved", "account", "ping"}
+ *       Creates a grant (scope "openid" and the resource) for the user
+ *       and calls provider.backchannelResult(request, grant, {rar,
+ *       authTime, amr}); a ping client is pinged.
+ *   POST /admin/deny     {"auth_req_id": "..."}
+ *       -> {"auth_req_id", "state": "denied", "ping"}
+ *       backchannelResult(request, new errors.AccessDenied(...)): the
+ *       token endpoint then answers access_denied.
+ *       Both: 400 on bad input, 404 for an unknown id, 409
+ *       {"error": "not_pending", "state"} when it is decided or expired.
+ *   GET  /admin/users     {"users": [{login_hint, sub, email, name}]}
+ *   GET  /admin/stats     {"counts": {"<path>": n}, "requests": [{path,
+ *                         method, status, ms, client_id, time}]} for the
+ *                         OIDC endpoints (the last 200), for tests
+ *   (GET /jwks is the provider's own: there is no /admin/jwks.)
+ *
+ * The approver web page (the "human's device") is not here yet: it goes
+ * in approverPage() below, under GET /approver.
+ */
+
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+
+const USAGE = `usage: node dev-as.mjs [--port N] [--audience URL]
+       [--ping-callback URL] [--interval N] [--binding-message-max N]
+       [--default-expiry N] [--max-expiry N] [--token-ttl N]
+       [--jwks-out FILE] [--verbose]`;
+
+const RAR_TYPE = 'nginx_ciba_action';
+const EXPIRED_GRACE = 600;          /* seconds a record outlives its expiry */
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+function die(msg) {
+  process.stderr.write(`dev-as: ${msg}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function intOption(value, name, min, max) {
+  if (value === undefined) {
+    return undefined;
+  }
+  if (!/^\d+$/.test(value) || +value < min || +value > max) {
+    die(`--${name} must be an integer from ${min} to ${max}, not "${value}"`);
+  }
+  return +value;
+}
+
+function isLoopbackHost(hostname) {
+  return LOOPBACK_HOSTS.has(hostname) || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+let args;
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      port: { type: 'string' },
+      audience: { type: 'string' },
+      'ping-callback': { type: 'string' },
+      interval: { type: 'string' },
+      'binding-message-max': { type: 'string' },
+      'default-expiry': { type: 'string' },
+      'max-expiry': { type: 'string' },
+      'token-ttl': { type: 'string' },
+      'jwks-out': { type: 'string' },
+      verbose: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  }));
+} catch (err) {
+  die(err.message);
+}
+
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+
+const opt = {
+  port: intOption(args.port, 'port', 0, 65535) ?? 0,
+  audience: args.audience ?? 'https://tools.example',
+  interval: intOption(args.interval, 'interval', 1, 3600),
+  bindingMax: intOption(args['binding-message-max'], 'binding-message-max',
+    1, 1024) ?? 64,
+  defaultExpiry: intOption(args['default-expiry'], 'default-expiry', 1, 86400)
+    ?? 300,
+  maxExpiry: intOption(args['max-expiry'], 'max-expiry', 1, 86400) ?? 600,
+  tokenTtl: intOption(args['token-ttl'], 'token-ttl', 1, 86400) ?? 300,
+  jwksOut: args['jwks-out'],
+  verbose: !!args.verbose,
+};
+
+{
+  const u = URL.parse(opt.audience);
+  if (!u || !/^https?:$/.test(u.protocol) || u.hash) {
+    die(`--audience must be an absolute http(s) URL without a fragment, not "${opt.audience}"`);
+  }
+}
+
+/* loaded once the arguments are known: its runtime warning comes after them */
+let Provider;
+let errors;
+
+try {
+  ({ default: Provider, errors } = await import('oidc-provider'));
+} catch (err) {
+  const dir = fileURLToPath(new URL('.', import.meta.url));
+  process.stderr.write(`dev-as: cannot load oidc-provider (${err.code ?? err.message}): `
+    + `run "npm ci" in ${dir} (or "make deps")\n`);
+  process.exit(1);
+}
+
+/* the URL registered at oidc-provider, and the one the ping really goes to */
+let pingRegistered;
+let pingActual;
+
+if (args['ping-callback'] !== undefined) {
+  const u = URL.parse(args['ping-callback']);
+  if (!u || !/^https?:$/.test(u.protocol) || !isLoopbackHost(u.hostname)
+      || u.hash || u.username || u.password) {
+    die(`--ping-callback must be an http(s) URL on a loopback address, not "${args['ping-callback']}"`);
+  }
+  pingActual = u.href;
+  if (u.protocol === 'http:') {
+    u.protocol = 'https:';
+    if (!u.port) {
+      u.port = '80';
+    }
+    process.stderr.write('dev-as: warning: oidc-provider registers only https '
+      + `notification endpoints: registered ${u.href}, pings go over plain `
+      + `http to ${pingActual} (development only)\n`);
+  }
+  pingRegistered = u.href;
+}
+
+/* ---- users -------------------------------------------------------------- */
+
+const USERS = [
+  { login_hint: 'alice', sub: '248289761001', name: 'Alice Example',
+    email: 'alice@example.com' },
+  { login_hint: 'bob', sub: '248289761002', name: 'Bob Example',
+    email: 'bob@example.com' },
+  { login_hint: 'carol', sub: '248289761003', name: 'Carol Example',
+    email: 'carol@example.com' },
+];
+
+function userByHint(hint) {
+  return USERS.find((u) => u.login_hint === hint || u.email === hint);
+}
+
+function userBySub(sub) {
+  return USERS.find((u) => u.sub === sub);
+}
+
+/* ---- the signing key ---------------------------------------------------- */
+
+function b64u(buf) {
+  return Buffer.from(buf).toString('base64url');
+}
+
+const privateJwk = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  .privateKey.export({ format: 'jwk' });
+
+/* RFC 7638 thumbprint: the required members in lexicographic order */
+privateJwk.kid = b64u(crypto.createHash('sha256').update(JSON.stringify({
+  crv: privateJwk.crv, kty: privateJwk.kty, x: privateJwk.x, y: privateJwk.y,
+})).digest());
+privateJwk.alg = 'ES256';
+privateJwk.use = 'sig';
+
+/* ---- storage: an in-memory adapter -------------------------------------- */
+
+/*
+ * oidc-provider's adapter interface (upsert, find, findByUserCode,
+ * findByUid, consume, destroy, revokeByGrantId), kept in one Map.  A
+ * record lives until its expiry plus EXPIRED_GRACE, so an expired
+ * backchannel request is still found and answered expired_token.
+ */
+const store = new Map();      /* "Model:id" -> { payload, expiresAt (ms) } */
+
+class DevAdapter {
+  constructor(model) {
+    this.model = model;
+  }
+
+  key(id) {
+    return `${this.model}:${id}`;
+  }
+
+  static live(entry) {
+    return entry && (entry.expiresAt === undefined || entry.expiresAt > Date.now());
+  }
+
+  async upsert(id, payload, expiresIn) {
+    store.set(this.key(id), {
+      payload,
+      expiresAt: typeof expiresIn === 'number'
+        ? Date.now() + (expiresIn + EXPIRED_GRACE) * 1000 : undefined,
+    });
+  }
+
+  async find(id) {
+    const entry = store.get(this.key(id));
+    return DevAdapter.live(entry) ? entry.payload : undefined;
+  }
+
+  async findByUserCode(userCode) {
+    for (const [key, entry] of store) {
+      if (key.startsWith(`${this.model}:`) && entry.payload.userCode === userCode
+          && DevAdapter.live(entry)) {
+        return entry.payload;
+      }
+    }
+    return undefined;
+  }
+
+  async findByUid(uid) {
+    for (const [key, entry] of store) {
+      if (key.startsWith(`${this.model}:`) && entry.payload.uid === uid
+          && DevAdapter.live(entry)) {
+        return entry.payload;
+      }
+    }
+    return undefined;
+  }
+
+  async consume(id) {
+    const entry = store.get(this.key(id));
+    if (entry) {
+      entry.payload.consumed = Math.floor(Date.now() / 1000);
+    }
+  }
+
+  async destroy(id) {
+    store.delete(this.key(id));
+  }
+
+  async revokeByGrantId(grantId) {
+    for (const [key, entry] of store) {
+      if (entry.payload.grantId === grantId) {
+        store.delete(key);
+      }
+    }
+  }
+}
+
+setInterval(() => {
+  for (const [key, entry] of store) {
+    if (!DevAdapter.live(entry)) {
+      store.delete(key);
+    }
+  }
+}, 30000).unref();
+
+/* ---- what the admin API shows ------------------------------------------- */
+
+/* auth_req_id -> what the backchannel request asked (newest last) */
+const requests = new Map();
+
+function parseDetails(raw) {
+  if (typeof raw !== 'string') {
+    return null;
+  }
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return null;
+  }
+}
+
+/* ---- RAR type validation ------------------------------------------------ */
+
+function validateCibaAction(ctx, detail) {
+  const bad = (why) => {
+    throw new errors.InvalidAuthorizationDetails(`${RAR_TYPE}: ${why}`);
+  };
+
+  if (!Array.isArray(detail.actions) || detail.actions.length === 0
+      || detail.actions.some((a) => typeof a !== 'string' || !a.length)) {
+    bad('"actions" must be a non-empty array of non-empty strings');
+  }
+  if (typeof detail.identifier !== 'string'
+      || !/^[A-Za-z0-9_-]{16,128}$/.test(detail.identifier)) {
+    bad('"identifier" must be the action digest (base64url)');
+  }
+  if (detail.locations !== undefined) {
+    for (const l of detail.locations) {
+      if (!/^https?:$/.test(URL.parse(l)?.protocol ?? '')) {
+        bad('"locations" must be absolute http(s) URLs');
+      }
+    }
+  }
+  for (const m of ['method', 'path']) {
+    if (detail[m] !== undefined && (typeof detail[m] !== 'string' || !detail[m].length)) {
+      bad(`"${m}" must be a non-empty string`);
+    }
+  }
+  if (detail.path !== undefined && !detail.path.startsWith('/')) {
+    bad('"path" must start with "/"');
+  }
+}
+
+/* ---- the provider ------------------------------------------------------- */
+
+function makeClients() {
+  const common = {
+    grant_types: ['urn:openid:params:grant-type:ciba'],
+    response_types: [],
+    redirect_uris: [],
+    id_token_signed_response_alg: 'ES256',
+    authorization_details_types: [RAR_TYPE],
+  };
+
+  const clients = [
+    {
+      ...common,
+      client_id: 'nginx-poll',
+      client_secret: 'poll-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      backchannel_token_delivery_mode: 'poll',
+    },
+    {
+      ...common,
+      client_id: 'nginx-post',
+      client_secret: 'post-secret',
+      token_endpoint_auth_method: 'client_secret_post',
+      backchannel_token_delivery_mode: 'poll',
+    },
+  ];
+
+  if (pingRegistered) {
+    clients.push({
+      ...common,
+      client_id: 'nginx-ping',
+      client_secret: 'ping-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      backchannel_token_delivery_mode: 'ping',
+      backchannel_client_notification_endpoint: pingRegistered,
+    });
+  }
+
+  return clients;
+}
+
+/* the last ping, per auth_req_id, as this server's fetch saw it */
+const pings = new Map();
+
+/*
+ * oidc-provider's outgoing requests (here: only pings) go through this.
+ * It passes an SSRF-protected dispatcher that refuses special-use
+ * addresses, loopback included; for this loopback-only development server
+ * the ping may go to loopback, and nowhere else.
+ */
+async function devFetch(url, options) {
+  const u = new URL(url);
+  if (!isLoopbackHost(u.hostname)) {
+    throw new Error(`dev-as only sends requests to loopback addresses, not to ${u.host}`);
+  }
+
+  delete options.dispatcher;
+
+  let target = u.href;
+  if (pingRegistered && target === pingRegistered) {
+    target = pingActual;
+  }
+
+  let id;
+  try {
+    id = JSON.parse(options.body).auth_req_id;
+  } catch {}
+
+  const t0 = performance.now();
+  const record = { url: target, status: null, error: null, ms: null };
+  try {
+    const res = await globalThis.fetch(target, options);
+    record.status = res.status;
+    return res;
+  } catch (err) {
+    record.error = String(err.cause?.message ?? err.message);
+    throw err;
+  } finally {
+    record.ms = Math.round((performance.now() - t0) * 10) / 10;
+    if (id) {
+      pings.set(id, record);
+    }
+    if (opt.verbose) {
+      process.stderr.write(`dev-as: ping ${target} -> ${record.status ?? record.error} `
+        + `(${record.ms} ms)\n`);
+    }
+  }
+}
+
+function makeProvider(issuer) {
+  const bindingRe = new RegExp(`^[a-zA-Z0-9-._+/!?#]{1,${opt.bindingMax}}$`);
+
+  const configuration = {
+    clients: makeClients(),
+    jwks: { keys: [privateJwk] },
+    adapter: DevAdapter,
+    fetch: devFetch,
+
+    cookies: { keys: [b64u(crypto.randomBytes(32))] },
+    clientBasedCORS: () => false,
+
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+    },
+
+    async findAccount(ctx, sub) {
+      const user = userBySub(sub);
+      if (!user) {
+        return undefined;
+      }
+      return {
+        accountId: user.sub,
+        async claims() {
+          return {
+            sub: user.sub, name: user.name, email: user.email,
+            email_verified: true,
+          };
+        },
+      };
+    },
+
+    ttl: {
+      AccessToken: (ctx, token) => token.resourceServer?.accessTokenTTL
+        ?? opt.tokenTtl,
+      IdToken: opt.tokenTtl,
+      Grant: Math.max(opt.maxExpiry, opt.tokenTtl) + 600,
+      BackchannelAuthenticationRequest(ctx) {
+        const requested = ctx?.oidc?.params.requested_expiry;
+        return requested ? Math.min(opt.maxExpiry, +requested) : opt.defaultExpiry;
+      },
+    },
+
+    features: {
+      devInteractions: { enabled: false },
+      userinfo: { enabled: true },
+
+      ciba: {
+        enabled: true,
+        deliveryModes: ['poll', 'ping'],
+
+        async processLoginHint(ctx, loginHint) {
+          return userByHint(loginHint)?.sub;
+        },
+
+        async processLoginHintToken() {
+          throw new errors.InvalidRequest('login_hint_token is not supported here');
+        },
+
+        async verifyUserCode(ctx, account, userCode) {
+          if (userCode) {
+            throw new errors.InvalidUserCode('user_code is not supported here');
+          }
+        },
+
+        async validateRequestContext() {},
+
+        async validateBindingMessage(ctx, bindingMessage) {
+          if (bindingMessage !== undefined && !bindingRe.test(bindingMessage)) {
+            throw new errors.InvalidBindingMessage(
+              `the binding_message must match ${bindingRe.source}`,
+            );
+          }
+        },
+
+        /*
+         * "Notify the user's device": here, remember the request for the
+         * admin API (and, later, the approver page).  ctx.body is already
+         * the answer {auth_req_id, expires_in}; --interval adds to it.
+         */
+        async triggerAuthenticationDevice(ctx, request, account, client) {
+          const p = request.params;
+          const now = Math.floor(Date.now() / 1000);
+          requests.set(request.jti, {
+            auth_req_id: request.jti,
+            client_id: client.clientId,
+            delivery_mode: client.backchannelTokenDeliveryMode,
+            login_hint: p.login_hint ?? null,
+            account: account.accountId,
+            binding_message: p.binding_message ?? null,
+            authorization_details: parseDetails(p.authorization_details),
+            scope: request.scope ?? null,
+            requested_expiry: p.requested_expiry !== undefined
+              ? +p.requested_expiry : null,
+            created_at: now,
+            expires_at: now + (ctx.body?.expires_in ?? request.expiration),
+            decided_at: null,
+            redeemed_at: null,
+          });
+
+          if (opt.interval !== undefined && ctx.body && typeof ctx.body === 'object') {
+            ctx.body.interval = opt.interval;
+          }
+
+          if (opt.verbose) {
+            process.stderr.write(`dev-as: backchannel request for ${account.accountId}`
+              + ` from ${client.clientId}: "${p.binding_message ?? ''}"\n`);
+          }
+        },
+      },
+
+      richAuthorizationRequests: {
+        enabled: true,
+        types: {
+          [RAR_TYPE]: { validate: validateCibaAction },
+        },
+        /* the details the human approved (passed as "rar") go into the token */
+        authorizationDetailsForAccessToken(ctx, token, source) {
+          return source?.rar?.filter((d) => d.type === RAR_TYPE);
+        },
+        authorizationDetailsForGrantSource(ctx, source) {
+          return source?.rar;
+        },
+        authorizationDetailsForIntrospection(ctx, token) {
+          return token.rar;
+        },
+      },
+
+      resourceIndicators: {
+        enabled: true,
+        async defaultResource() {
+          return opt.audience;
+        },
+        async useGrantedResource() {
+          return true;
+        },
+        async getResourceServerInfo(ctx, resourceIndicator) {
+          if (resourceIndicator !== opt.audience) {
+            throw new errors.InvalidTarget();
+          }
+          return {
+            scope: '',
+            audience: opt.audience,
+            accessTokenTTL: opt.tokenTtl,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'ES256' } },
+          };
+        },
+      },
+    },
+
+    enabledJWA: {
+      idTokenSigningAlgValues: ['ES256'],
+    },
+  };
+
+  const provider = new Provider(issuer, configuration);
+
+  provider.on('backchannel_authentication_request.consumed', (request) => {
+    const r = requests.get(request.jti);
+    if (r) {
+      r.redeemed_at = Math.floor(Date.now() / 1000);
+    }
+  });
+
+  provider.on('server_error', (ctx, err) => {
+    process.stderr.write(`dev-as: server_error: ${err.stack ?? err}\n`);
+  });
+
+  return provider;
+}
+
+/* ---- admin API ---------------------------------------------------------- */
+
+async function stateOf(provider, id) {
+  const r = requests.get(id);
+  const model = await provider.BackchannelAuthenticationRequest.find(id, {
+    ignoreExpiration: true,
+  });
+
+  /* a second token request revokes the grant and the request with it */
+  if (model?.consumed || r?.redeemed_at) {
+    return 'redeemed';
+  }
+  if (!model) {
+    return r ? 'expired' : undefined;
+  }
+  if (model.error) {
+    return 'denied';
+  }
+  if (model.grantId) {
+    return 'approved';
+  }
+  if (model.isExpired) {
+    return 'expired';
+  }
+  return 'pending';
+}
+
+async function describe(provider, id) {
+  const r = requests.get(id);
+  if (!r) {
+    return undefined;
+  }
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    ...r,
+    state: await stateOf(provider, id),
+    expires_in: Math.max(0, r.expires_at - now),
+    ping: pings.get(id) ?? null,
+  };
+}
+
+function sendJson(res, status, obj) {
+  const body = JSON.stringify(obj, null, 1);
+  res.writeHead(status, {
+    'Content-Type': 'application/json',
+    'Cache-Control': 'no-store',
+    'Content-Length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+async function readJson(req) {
+  const chunks = [];
+  let size = 0;
+  for await (const c of req) {
+    size += c.length;
+    if (size > 65536) {
+      throw new Error('body too large');
+    }
+    chunks.push(c);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  const obj = text.length ? JSON.parse(text) : {};
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+    throw new Error('the body must be a JSON object');
+  }
+  return obj;
+}
+
+async function decide(provider, req, res, approve) {
+  let body;
+  try {
+    body = await readJson(req);
+  } catch (err) {
+    return sendJson(res, 400, { error: 'invalid_request', error_description: err.message });
+  }
+
+  const id = body.auth_req_id;
+  if (typeof id !== 'string' || !id.length) {
+    return sendJson(res, 400, {
+      error: 'invalid_request', error_description: '"auth_req_id" (a string) is required',
+    });
+  }
+
+  const state = await stateOf(provider, id);
+  if (state === undefined) {
+    return sendJson(res, 404, { error: 'not_found', error_description: 'no such auth_req_id' });
+  }
+  if (state !== 'pending') {
+    return sendJson(res, 409, { error: 'not_pending', state });
+  }
+
+  const request = await provider.BackchannelAuthenticationRequest.find(id, {
+    ignoreExpiration: true,
+  });
+
+  const r = requests.get(id);
+  let result;
+  const extra = {};
+
+  if (approve) {
+    const grant = new provider.Grant({
+      accountId: request.accountId,
+      clientId: request.clientId,
+    });
+    grant.addOIDCScope(request.scope ?? 'openid');
+    const resources = [request.resource ?? []].flat();
+    for (const resource of resources) {
+      grant.addResourceScope(resource, request.scope ?? '');
+    }
+    await grant.save();
+    result = grant;
+
+    const rar = parseDetails(request.params.authorization_details);
+    extra.rar = Array.isArray(rar) && rar.length ? rar : undefined;
+    extra.authTime = Math.floor(Date.now() / 1000);
+    extra.amr = ['dev'];
+  } else {
+    result = new errors.AccessDenied('the user denied the request');
+  }
+
+  let pingError = null;
+  try {
+    await provider.backchannelResult(request, result, extra);
+  } catch (err) {
+    /* the result is saved before the ping is sent: only the ping failed */
+    pingError = String(err.cause?.message ?? err.message);
+  }
+
+  if (r) {
+    r.decided_at = Math.floor(Date.now() / 1000);
+  }
+
+  const out = {
+    auth_req_id: id,
+    state: approve ? 'approved' : 'denied',
+    account: request.accountId,
+    ping: pings.get(id) ?? null,
+  };
+  if (pingError) {
+    out.ping_error = pingError;
+  }
+  return sendJson(res, 200, out);
+}
+
+/*
+ * The approver web page, the "human's device" (a later task): pending
+ * approvals with the binding message, the user, the action, method, URL
+ * and digest from authorization_details, a countdown, approve and deny
+ * buttons calling /admin/approve and /admin/deny, refreshing by itself.
+ */
+function approverPage(provider, req, res) {
+  sendJson(res, 501, {
+    error: 'not_implemented',
+    error_description: 'the approver page is not there yet: use /admin/pending, '
+      + '/admin/approve and /admin/deny',
+  });
+}
+
+async function admin(provider, req, res, url) {
+  const path = url.pathname;
+  const method = req.method;
+
+  if (path === '/admin/pending' || path === '/admin/requests') {
+    if (method !== 'GET') {
+      return sendJson(res, 405, { error: 'method_not_allowed' });
+    }
+    const all = [];
+    for (const id of [...requests.keys()].reverse()) {
+      const d = await describe(provider, id);
+      if (d && (path === '/admin/requests' || d.state === 'pending')) {
+        all.push(d);
+      }
+    }
+    return sendJson(res, 200, path === '/admin/pending'
+      ? { pending: all } : { requests: all });
+  }
+
+  if (path.startsWith('/admin/requests/')) {
+    if (method !== 'GET') {
+      return sendJson(res, 405, { error: 'method_not_allowed' });
+    }
+    const d = await describe(provider, decodeURIComponent(path.slice(16)));
+    return d ? sendJson(res, 200, d) : sendJson(res, 404, { error: 'not_found' });
+  }
+
+  if (path === '/admin/approve' || path === '/admin/deny') {
+    if (method !== 'POST') {
+      return sendJson(res, 405, { error: 'method_not_allowed' });
+    }
+    return decide(provider, req, res, path === '/admin/approve');
+  }
+
+  if (path === '/admin/users') {
+    return sendJson(res, 200, {
+      users: USERS.map(({ login_hint, sub, email, name }) => ({ login_hint, sub, email, name })),
+    });
+  }
+
+  if (path === '/admin/stats') {
+    return sendJson(res, 200, { counts: Object.fromEntries(counts), requests: log });
+  }
+
+  return sendJson(res, 404, { error: 'not_found' });
+}
+
+/* ---- the server --------------------------------------------------------- */
+
+const counts = new Map();
+const log = [];
+
+let provider;
+let oidcHandler;
+
+const server = http.createServer(async (req, res) => {
+  const url = new URL(req.url, 'http://127.0.0.1');
+  const t0 = performance.now();
+
+  if (!provider) {
+    return sendJson(res, 503, { error: 'starting' });
+  }
+
+  if (url.pathname === '/admin' || url.pathname.startsWith('/admin/')) {
+    try {
+      await admin(provider, req, res, url);
+    } catch (err) {
+      process.stderr.write(`dev-as: admin: ${err.stack ?? err}\n`);
+      if (!res.headersSent) {
+        sendJson(res, 500, { error: 'server_error', error_description: String(err.message) });
+      }
+    }
+    return undefined;
+  }
+
+  if (url.pathname === '/approver') {
+    return approverPage(provider, req, res);
+  }
+
+  res.on('finish', () => {
+    const ms = Math.round((performance.now() - t0) * 100) / 100;
+    counts.set(url.pathname, (counts.get(url.pathname) ?? 0) + 1);
+    log.push({
+      time: Date.now(), method: req.method, path: url.pathname,
+      status: res.statusCode, ms,
+    });
+    if (log.length > 200) {
+      log.shift();
+    }
+    if (opt.verbose) {
+      process.stderr.write(`dev-as: ${req.method} ${url.pathname} ${res.statusCode} ${ms} ms\n`);
+    }
+  });
+
+  return oidcHandler(req, res);
+});
+
+server.on('error', (err) => {
+  process.stderr.write(`dev-as: cannot listen on 127.0.0.1:${opt.port}: ${err.message}\n`);
+  process.exit(1);
+});
+
+server.listen(opt.port, '127.0.0.1', () => {
+  const { port } = server.address();
+  const issuer = `http://127.0.0.1:${port}`;
+
+  try {
+    provider = makeProvider(issuer);
+  } catch (err) {
+    process.stderr.write(`dev-as: oidc-provider refused the configuration: ${err.stack ?? err}\n`);
+    process.exit(1);
+  }
+  oidcHandler = provider.callback();
+
+  if (opt.jwksOut) {
+    const { d, ...pub } = privateJwk;
+    fs.writeFileSync(opt.jwksOut, `${JSON.stringify({ keys: [pub] }, null, 1)}\n`);
+  }
+
+  process.stdout.write(`dev-as listening on ${issuer}\n`);
+});
+
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    server.close();
+    server.closeAllConnections();
+    process.exit(0);
+  });
+}

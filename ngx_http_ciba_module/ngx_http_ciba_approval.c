@@ -364,16 +364,16 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_EXPIRED, "stale_handle");
     }
 
-    if ((rc == NGX_OK || rc == NGX_BUSY)
-        && ctx->handle.mode == NGX_HTTP_CIBA_MODE_POLL)
-    {
+    if (rc == NGX_OK || rc == NGX_BUSY) {
         /* the interval may have grown (slow_down) since the handle */
         ctx->handle.interval = interval;
         ctx->interval = interval;
     }
 
     if (rc == NGX_BUSY) {
-        ctx->retry_after = next - now;
+        /* in ping mode, the ping may come any time: retry at the interval */
+        ctx->retry_after = (ctx->handle.mode == NGX_HTTP_CIBA_MODE_PING)
+                           ? ngx_min(next - now, interval) : next - now;
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_PENDING, "not_yet");
     }
 
@@ -517,15 +517,14 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
     p.handle = ctx->handle_str;
     p.auth_req_id = ctx->handle.auth_req_id;
 
-    if (clcf->delivery == NGX_HTTP_CIBA_MODE_PING) {
-        /*
-         * the token endpoint is asked when the ping comes; polling, six
-         * times slower, is only a safety net for a ping that never comes
-         */
-        p.interval = ngx_max(6 * interval, 30);
-    }
+    /*
+     * in ping mode the token endpoint is asked when the ping comes;
+     * polling, six times slower, is only a safety net for a lost ping
+     */
 
-    p.next_poll = now + p.interval + 1;
+    p.next_poll = now + 1
+                  + ((clcf->delivery == NGX_HTTP_CIBA_MODE_PING)
+                     ? ngx_max(6 * interval, 30) : interval);
 
     rc = ngx_http_ciba_pending_set(cmcf->shm_zone, ctx->pending_key, &p,
                                    r->connection->log);
@@ -739,6 +738,12 @@ ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     }
 
     rc = ngx_http_ciba_consume_areq(r, clcf, ctx);
+
+    if (ctx->handle.mode != NGX_HTTP_CIBA_MODE_POLL) {
+        /* the approval is over: no later notification is taken for it */
+        ngx_http_ciba_notify_remove(cmcf->shm_zone,
+                                    &ctx->handle.auth_req_id);
+    }
 
     switch (rc) {
 

@@ -677,7 +677,12 @@ ngx_http_ciba_ask(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
          * wait (ngx_http_test_reading) and frees everything
          */
 
-        delay = (ngx_msec_t) ngx_max(ngx_min(ctx->retry_after,
+        /* at least every interval: a ping may make it ready any time */
+
+        delay = (ngx_msec_t) ngx_max(ngx_min(ngx_min(ctx->retry_after,
+                                                     ctx->handle.interval
+                                                     ? ctx->handle.interval
+                                                     : ctx->retry_after),
                                              ctx->wait_until - now), 1)
                 * 1000;
 

@@ -1254,9 +1254,14 @@ ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
 
     if (rec->state == NGX_HTTP_CIBA_PENDING_READY || now >= pd->next_poll) {
 
-        /* whole seconds: one more, so that polls are never too early */
+        /*
+         * whole seconds: one more, so that polls are never too early; in
+         * ping mode, polling is only a safety net for a lost ping
+         */
 
-        pd->next_poll = now + pd->interval + 1;
+        pd->next_poll = now + 1
+                        + ((pd->mode == NGX_HTTP_CIBA_MODE_PING)
+                           ? ngx_max(6 * pd->interval, 30) : pd->interval);
         rec->state = NGX_HTTP_CIBA_PENDING_WAITING;
         rc = NGX_OK;
 
@@ -1391,11 +1396,12 @@ ngx_int_t
 ngx_http_ciba_notify_ping(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
     ngx_str_t *token, u_char *pending_key)
 {
-    u_char                   key[32], hash[32];
-    ngx_int_t                rc;
-    ngx_str_t                prefix, empty;
-    ngx_http_ciba_zone_t    *zone;
-    ngx_http_ciba_record_t  *rec, *pending;
+    u_char                         key[32], hash[32];
+    ngx_int_t                      rc;
+    ngx_str_t                      prefix, empty;
+    ngx_http_ciba_zone_t          *zone;
+    ngx_http_ciba_record_t        *rec, *pending;
+    ngx_http_ciba_pending_data_t  *pd;
 
     ngx_str_set(&prefix, "urn:ngx-ciba:notify");
     ngx_str_null(&empty);
@@ -1421,13 +1427,25 @@ ngx_http_ciba_notify_ping(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
 
         pending = ngx_http_ciba_lookup(zone->sh, rec->data);
 
-        if (pending && pending->kind == NGX_HTTP_CIBA_REC_PENDING
-            && pending->state == NGX_HTTP_CIBA_PENDING_WAITING)
-        {
-            pending->state = NGX_HTTP_CIBA_PENDING_READY;
-        }
+        if (pending && pending->kind == NGX_HTTP_CIBA_REC_PENDING) {
+            pd = (ngx_http_ciba_pending_data_t *) pending->data;
 
-        rc = NGX_OK;
+            /* only the approval this notification is for, not a newer one */
+
+            if (pd->areq_len == auth_req_id->len
+                && ngx_memcmp(pending->data
+                              + sizeof(ngx_http_ciba_pending_data_t)
+                              + pd->handle_len,
+                              auth_req_id->data, auth_req_id->len)
+                   == 0)
+            {
+                if (pending->state == NGX_HTTP_CIBA_PENDING_WAITING) {
+                    pending->state = NGX_HTTP_CIBA_PENDING_READY;
+                }
+
+                rc = NGX_OK;
+            }
+        }
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);

@@ -383,9 +383,10 @@ my $pushed1;
            [ 403, 'approval_replayed', 'auth_req_id_replayed' ],
            'a second retry with the handle: replayed');
 
+    # the approval is over: its notification token is no longer known
     $n = push_raw($cnt1, $pushed1);
-    cb_is($n, 400, 'invalid_request',
-          'the same tokens pushed again after the pass: 400');
+    cb_is($n, 401, 'invalid_token',
+          'the same tokens pushed again after the pass: 401');
 
     expect(call(1, handle => $h1),
            [ 403, 'approval_replayed', 'auth_req_id_replayed' ],

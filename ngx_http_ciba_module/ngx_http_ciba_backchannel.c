@@ -253,9 +253,12 @@ ngx_http_ciba_as_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
     if (rc == NGX_ERROR) {
         /*
          * the subrequest failed (no answer, or one over the buffer): the
-         * module answers, so the main request must not be terminated
+         * module answers, so the main request must not be terminated.
+         * An in-memory subrequest's output error (ngx_http_output_filter()
+         * marks the connection) is about the buffer, not the client.
          */
         ctx->as_status = 0;
+        sr->connection->error = 0;
         rc = NGX_OK;
 
     } else if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {

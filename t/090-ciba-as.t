@@ -56,6 +56,7 @@ use Test::Nginx::Socket $NODE_OK
     ? ('no_plan') : (skip_all => 'node >= 20 is needed for the mock AS');
 
 use CibaTest ();
+use MockAS;
 use Crypt::AuthEnc::GCM qw(gcm_encrypt_authenticate);
 use Crypt::PRNG qw(random_bytes);
 use Digest::SHA qw(sha256);
@@ -84,54 +85,14 @@ our %REQ = (action => 'refund', method => 'POST', path => '/tools/refund',
 
 # ---- the mock AS -------------------------------------------------------------
 
-my ($MockPid, $MockOut);
-
 sub start_mock {
-    my $mock = "$FindBin::Bin/../tools/mock-as/mock-as.mjs";
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        exec 'node', $mock, '--port', $AS_PORT or POSIX::_exit(127);
-    }
-    my $line;
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 10;
-        $line = <$fh>;
-        alarm 0;
-    };
-    if (!defined $line
-        || $line !~ /^mock-as listening on 127\.0\.0\.1:(\d+)$/)
-    {
-        kill 'TERM', $pid;
-        waitpid $pid, 0;
-        die "the mock AS did not start on port $AS_PORT\n";
-    }
-    ($MockPid, $MockOut) = ($pid, $fh);    # the pipe stays open
+    MockAS::start($AS_PORT);
     $ENV{TEST_NGINX_AS_PORT} = $AS_PORT;
 }
 
-sub stop_mock {
-    return unless $MockPid;
-    kill 'TERM', $MockPid;
-    waitpid $MockPid, 0;
-    close $MockOut;
-    undef $MockPid;
-}
+sub stop_mock { MockAS::stop() }
 
-END { local $?; stop_mock() }
-
-# an admin call; dies unless the mock says yes
-sub as_call {
-    my ($method, $path, $data) = @_;
-    my $http = HTTP::Tiny->new(timeout => 10, keep_alive => 0);
-    my $res = $http->request($method, "http://127.0.0.1:$AS_PORT$path", {
-        headers => { 'Content-Type' => 'application/json' },
-        (defined $data ? (content => $JSON->encode($data)) : ()),
-    });
-    die "mock AS: $method $path: $res->{status} $res->{content}\n"
-        unless $res->{success};
-    return JSON::PP::decode_json($res->{content});
-}
+sub as_call { MockAS::call(@_) }
 
 # as_setup(config => {...}, script => { '/bc-authorize' => [ step, ... ] }):
 # a fresh mock (requests, counts, auth requests and scripts forgotten), a

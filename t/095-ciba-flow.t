@@ -60,6 +60,7 @@ use Time::HiRes qw(sleep time);
 
 use CibaNginx;
 use CibaTest qw(digest warm_state);
+use MockAS;
 
 my $AS_PORT = 19931;
 my $ISSUER = "http://127.0.0.1:$AS_PORT";
@@ -71,51 +72,11 @@ my $T0 = time;
 
 # ---- the mock AS -------------------------------------------------------------
 
-my ($MockPid, $MockOut);
-
 sub start_mock {
-    my $mock = "$FindBin::Bin/../tools/mock-as/mock-as.mjs";
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        exec 'node', $mock, '--port', $AS_PORT or POSIX::_exit(127);
-    }
-    my $line;
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 10;
-        $line = <$fh>;
-        alarm 0;
-    };
-    if (!defined $line
-        || $line !~ /^mock-as listening on 127\.0\.0\.1:(\d+)$/)
-    {
-        kill 'TERM', $pid;
-        waitpid $pid, 0;
-        BAIL_OUT("the mock AS did not start on port $AS_PORT");
-    }
-    ($MockPid, $MockOut) = ($pid, $fh);
+    eval { MockAS::start($AS_PORT); 1 } or BAIL_OUT($@);
 }
 
-END {
-    local $?;
-    if ($MockPid) {
-        kill 'TERM', $MockPid;
-        waitpid $MockPid, 0;
-        close $MockOut;
-    }
-}
-
-sub as_call {
-    my ($method, $path, $data) = @_;
-    my $res = HTTP::Tiny->new(timeout => 10, keep_alive => 0)->request(
-        $method, "http://127.0.0.1:$AS_PORT$path", {
-            headers => { 'Content-Type' => 'application/json' },
-            (defined $data ? (content => $JSON->encode($data)) : ()),
-        });
-    die "mock AS: $method $path: $res->{status} $res->{content}\n"
-        unless $res->{success};
-    return JSON::PP::decode_json($res->{content});
-}
+sub as_call { MockAS::call(@_) }
 
 sub as_setup {
     my (%o) = @_;

@@ -114,6 +114,9 @@ static ngx_http_ciba_record_t *ngx_http_ciba_insert(
     size_t len);
 static void ngx_http_ciba_remove(ngx_http_ciba_zone_t *zone,
     ngx_http_ciba_record_t *rec);
+static ngx_int_t ngx_http_ciba_store_put(ngx_shm_zone_t *shm_zone,
+    const char *prefix, ngx_str_t *id, ngx_uint_t kind, u_char *data,
+    size_t len, time_t expire, ngx_uint_t replace, ngx_log_t *log);
 static void ngx_http_ciba_load_state(ngx_http_ciba_zone_t *zone,
     ngx_log_t *log);
 static void ngx_http_ciba_save_zone(ngx_http_ciba_zone_t *zone,
@@ -1349,44 +1352,14 @@ ngx_int_t
 ngx_http_ciba_notify_set(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
     u_char *pending_key, u_char *token_hash, time_t expire, ngx_log_t *log)
 {
-    u_char                   key[32];
-    ngx_str_t                prefix;
-    ngx_http_ciba_zone_t    *zone;
-    ngx_http_ciba_record_t  *rec;
+    u_char  data[64];
 
-    ngx_str_set(&prefix, "urn:ngx-ciba:notify");
+    ngx_memcpy(data, pending_key, 32);
+    ngx_memcpy(data + 32, token_hash, 32);
 
-    if (ngx_http_ciba_store_key(&prefix, auth_req_id, key) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    zone = shm_zone->data;
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    rec = ngx_http_ciba_lookup(zone->sh, key);
-
-    if (rec) {
-        ngx_http_ciba_remove(zone, rec);
-    }
-
-    rec = ngx_http_ciba_insert(zone, key, expire, NGX_HTTP_CIBA_REC_NOTIFY,
-                               64);
-    if (rec) {
-        ngx_memcpy(rec->data, pending_key, 32);
-        ngx_memcpy(rec->data + 32, token_hash, 32);
-    }
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    if (rec == NULL) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "ciba: zone \"%V\" is full, no room for a ping "
-                      "record", &shm_zone->shm.name);
-        return NGX_ABORT;
-    }
-
-    return NGX_OK;
+    return ngx_http_ciba_store_put(shm_zone, "urn:ngx-ciba:notify",
+                                   auth_req_id, NGX_HTTP_CIBA_REC_NOTIFY,
+                                   data, 64, expire, 1, log);
 }
 
 
@@ -1460,18 +1433,38 @@ ngx_int_t
 ngx_http_ciba_pushed_put(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
     ngx_str_t *token, time_t expire, ngx_log_t *log)
 {
-    u_char                   key[32];
-    ngx_str_t                prefix;
-    ngx_http_ciba_zone_t    *zone;
-    ngx_http_ciba_record_t  *rec;
-
     if (token->len == 0 || token->len > NGX_HTTP_CIBA_TOKEN_MAX) {
         return NGX_ERROR;
     }
 
-    ngx_str_set(&prefix, "urn:ngx-ciba:pushed");
+    /* a second push for the same approval is not taken: NGX_BUSY */
 
-    if (ngx_http_ciba_store_key(&prefix, auth_req_id, key) != NGX_OK) {
+    return ngx_http_ciba_store_put(shm_zone, "urn:ngx-ciba:pushed",
+                                   auth_req_id, NGX_HTTP_CIBA_REC_PUSHED,
+                                   token->data, token->len, expire, 0, log);
+}
+
+
+/*
+ * Stores a record of data under SHA-256(prefix NUL id): an existing one
+ * is replaced, or (replace off) kept and NGX_BUSY returned.  NGX_ABORT:
+ * the zone is full.
+ */
+
+static ngx_int_t
+ngx_http_ciba_store_put(ngx_shm_zone_t *shm_zone, const char *prefix,
+    ngx_str_t *id, ngx_uint_t kind, u_char *data, size_t len, time_t expire,
+    ngx_uint_t replace, ngx_log_t *log)
+{
+    u_char                   key[32];
+    ngx_str_t                pfx;
+    ngx_http_ciba_zone_t    *zone;
+    ngx_http_ciba_record_t  *rec;
+
+    pfx.data = (u_char *) prefix;
+    pfx.len = ngx_strlen(prefix);
+
+    if (ngx_http_ciba_store_key(&pfx, id, key) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1482,23 +1475,25 @@ ngx_http_ciba_pushed_put(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
     rec = ngx_http_ciba_lookup(zone->sh, key);
 
     if (rec) {
-        /* a second push for the same approval is not taken */
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        return NGX_BUSY;
+        if (!replace) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return NGX_BUSY;
+        }
+
+        ngx_http_ciba_remove(zone, rec);
     }
 
-    rec = ngx_http_ciba_insert(zone, key, expire, NGX_HTTP_CIBA_REC_PUSHED,
-                               token->len);
+    rec = ngx_http_ciba_insert(zone, key, expire, kind, len);
     if (rec) {
-        ngx_memcpy(rec->data, token->data, token->len);
+        ngx_memcpy(rec->data, data, len);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     if (rec == NULL) {
         ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "ciba: zone \"%V\" is full, no room for pushed "
-                      "tokens", &shm_zone->shm.name);
+                      "ciba: zone \"%V\" is full, no room for a "
+                      "notification record", &shm_zone->shm.name);
         return NGX_ABORT;
     }
 

@@ -35,7 +35,9 @@ use CibaTest ();
 my $NGINX = $ENV{TEST_NGINX_BINARY} || '/usr/sbin/nginx';
 my $ROOT  = "$FindBin::Bin/../..";
 my @MODULES = grep { length } split ' ', ($ENV{TEST_NGINX_LOAD_MODULES} // '');
+# the value may be "PORT" or "127.0.0.1:PORT"
 my $PORT  = $ENV{TEST_NGINX_SERVER_PORT} || 19860;
+$PORT =~ s/.*://;
 
 plan skip_all => "no $NGINX" unless -x $NGINX;
 plan skip_all => 'no openssl' unless system('openssl version >/dev/null 2>&1') == 0;

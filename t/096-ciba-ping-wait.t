@@ -300,7 +300,7 @@ sub one_decision {
     like $d[0] // '', qr/ciba: decision=\Q$decision\E reason=$reason /,
         "$name: decision=$decision";
     like $d[0] // '', qr/ subject="\Q$user\E" /, "$name: subject $user";
-    like $d[0] // '', qr/ request_ref=[A-Za-z0-9_-]{16}\b/,
+    like $d[0] // '', qr/ request_ref=[A-Za-z0-9_-]{16}(?![A-Za-z0-9_-])/,
         "$name: request_ref";
 }
 

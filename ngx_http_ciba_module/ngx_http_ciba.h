@@ -166,7 +166,7 @@ typedef struct {
     time_t                      exp;
     time_t                      iat;
     ngx_http_ciba_key_t        *key;
-    ngx_uint_t                  alg_bit;
+    ngx_http_ciba_alg_t        *algorithm;  /* the pinned one */
     u_char                      record[32];  /* SHA-256(iss NUL jti) */
 } ngx_http_ciba_token_t;
 
@@ -227,7 +227,6 @@ typedef struct {
     time_t                      interval;
     ngx_uint_t                  as_status;
     ngx_str_t                   as_body;
-    ngx_str_t                   as_error;
     ngx_str_t                   notification_token;
     time_t                      wait_until;
 

@@ -337,7 +337,7 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
     }
 
     ctx->alg = alg->name;
-    tok->alg_bit = alg->bit;
+    tok->algorithm = alg;
 
     /* no extension is understood, so none may be critical (RFC 7515) */
 
@@ -822,10 +822,8 @@ ngx_http_ciba_verify(ngx_http_request_t *r, ngx_str_t *raw,
     ngx_memcpy(token, raw->data, raw->len);
     token[raw->len] = '\0';
 
-    alg = ngx_http_ciba_alg_by_name(tok->alg.data, tok->alg.len);
-    if (alg == NULL) {
-        return NGX_ERROR;
-    }
+    /* the algorithm the header check pinned, not looked up again */
+    alg = tok->algorithm;
 
     checker = jwt_checker_new();
     if (checker == NULL) {
@@ -979,7 +977,7 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
 
     /* at_hash: the left half of the hash of the access token (OIDC) */
 
-    switch (tok.alg_bit) {
+    switch (tok.algorithm->bit) {
 
     case NGX_HTTP_CIBA_ALG_ES384:
     case NGX_HTTP_CIBA_ALG_RS384:

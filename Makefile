@@ -4,7 +4,9 @@
 #
 #   make deps            Debian packages + libjwt >= 3 (needs root)
 #   make module          build/ngx_http_ciba_module.so
-#   make run             the demo (tools/run-demo.sh) on 127.0.0.1:8080
+#   make demo            the whole product on loopback (tools/demo.sh):
+#                        dev AS, tool API, nginx + module, a round trip
+#   make run             the tokens-only demo (tools/run-demo.sh), no AS
 #   make test [T=t/x.t]  the Test::Nginx suite against the stock nginx
 #   make test-valgrind   the same, nginx running under valgrind
 #   make asan            the same against an ASan nginx (module static)
@@ -41,7 +43,7 @@ export NGINX_BIN NGX_SRC CIBA_CC_OPT PROVE_FLAGS
 TEST_ENV = TEST_NGINX_SERVER_PORT='$(TEST_PORT)' \
            TEST_NGINX_SERVROOT='$(TEST_SERVROOT)'
 
-.PHONY: all deps module run test test-valgrind asan clean distclean
+.PHONY: all deps module demo run test test-valgrind asan clean distclean
 
 # Default: build the module.
 all: module
@@ -65,8 +67,15 @@ $(NGX_DYN)/objs/Makefile: config tools/build/module-configure.sh $(SYSTEM_DEPS) 
 $(MODULE_SO): $(NGX_DYN)/objs/Makefile $(MODULE_SRCS) tools/build/module-build.sh
 	@tools/build/module-build.sh '$(CURDIR)/$(NGX_DYN)' '$(CURDIR)/$(MODULE_SO)'
 
-# Run the demo: the stock nginx with the module in front of a sample
-# tool API and an example flow; runs until Ctrl-C (see tools/run-demo.sh).
+# The demo: the development AS, a sample tool API and the stock nginx
+# with the module; plays an approved and a denied action, then runs until
+# Ctrl-C (see tools/demo.sh).
+demo: deps module
+	@CIBA_NGINX='$(NGINX_BIN)' CIBA_MODULE='$(CURDIR)/$(MODULE_SO)' \
+	 tools/demo.sh
+
+# The tokens-only demo: approvals minted with a local key, no AS; runs
+# until Ctrl-C (see tools/run-demo.sh).
 run: deps module
 	@CIBA_NGINX='$(NGINX_BIN)' CIBA_MODULE='$(CURDIR)/$(MODULE_SO)' \
 	 tools/run-demo.sh

@@ -51,18 +51,15 @@ our $Keys = CibaTest::keys_dir();
 $ENV{TEST_NGINX_ATTACKER_JWKS} = json({ keys => [ { %{ public_jwk('ec256-other') },
                                                     kid => 'ec1', use => 'sig' } ] });
 
-our $HttpConfig = <<'_EOC_';
-    ciba_zone ciba_test:1m state=$TEST_NGINX_CIBA_STATE;
-    ciba_issuer https://as.example;
-    ciba_audience https://tools.example;
-    ciba_key_file $TEST_NGINX_CIBA_KEYS/ec256.pub kid=ec1;
-    ciba_key_file $TEST_NGINX_CIBA_KEYS/ec384.pub kid=ec2;
-    ciba_key_file $TEST_NGINX_CIBA_KEYS/ec521.pub kid=ec3;
-    ciba_key_file $TEST_NGINX_CIBA_KEYS/rsa.pub kid=rsa1;
-    ciba_key_file $TEST_NGINX_CIBA_KEYS/ed.pub kid=ed1;
-    log_format ciba_test 'CIBA-ACCESS "$request" $status decision=$ciba_decision reason=$ciba_reason action=$ciba_action subject=$ciba_subject approver=$ciba_approver jti=$ciba_jti digest=$ciba_digest';
-    access_log logs/error.log ciba_test;
-_EOC_
+# the zone, issuer, audience, these keys, the "full" access log into
+# error.log (t/CibaTest.pm)
+our $HttpConfig = CibaTest::http_config(log => 'full', keys => [
+    'ec256.pub kid=ec1',
+    'ec384.pub kid=ec2',
+    'ec521.pub kid=ec3',
+    'rsa.pub kid=rsa1',
+    'ed.pub kid=ed1',
+]);
 
 our $DefaultConfig = <<'_EOC_';
     location /tools/ {
@@ -80,10 +77,8 @@ our %Req;   # method, path, args, body of the block's (first) request
 add_block_preprocessor(sub {
     my $block = shift;
 
-    $block->set_value(http_config => $HttpConfig
-                                     . ($block->http_config // ''));
-    $block->set_value(config => $DefaultConfig)
-        unless defined $block->config;
+    CibaTest::merge_config($block, http => $HttpConfig,
+                           default => $DefaultConfig);
 
     my $req = $block->request;
     my $many = ref $req eq 'ARRAY';

@@ -22,35 +22,16 @@ log_level('info');
 
 CibaTest::keys_dir();
 
-my $HttpConfig = <<'_EOC_';
-    ciba_zone ciba_test:1m state=$TEST_NGINX_CIBA_STATE;
-    ciba_key_file $TEST_NGINX_CIBA_KEYS/ec256.pub kid=ec1;
-    ciba_issuer https://as.example;
-    ciba_audience https://tools.example;
-
-    log_format ciba_test 'access: $request_method $uri status=$status '
-                         'decision=$ciba_decision reason=$ciba_reason '
-                         'action=$ciba_action jti=$ciba_jti '
-                         'digest=$ciba_digest';
-    access_log logs/error.log ciba_test;
-_EOC_
-
-my $Backend = <<'_EOC_';
-
-    location /backend {
-        return 200 "upstream ran $request_method\n";
-    }
-_EOC_
+# Common to every block (t/CibaTest.pm): the zone, the trusted key ec1,
+# issuer, audience, the "short" access log into error.log, /backend.
+my $HttpConfig = CibaTest::http_config(log => 'short');
 
 our $Block;     # the block about to run, for main::prime()
 
 add_block_preprocessor(sub {
     my $block = shift;
 
-    $block->set_value(http_config => $HttpConfig
-                                     . ($block->http_config // ''));
-    $block->set_value(config => ($block->config // '') . $Backend)
-        if defined $block->request;
+    CibaTest::merge_config($block, http => $HttpConfig, backend => 1);
 
     CibaTest::preprocessor($block);
 

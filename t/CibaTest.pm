@@ -17,6 +17,11 @@ package CibaTest;
 #              so its iat is not older than the nginx that checks it;
 #              it also exports $TEST_NGINX_CIBA_STATE, a fresh "warm" state
 #              file (see warm_state()) for "ciba_zone ... state=".
+# - http_config(), merge_config(): the http{} part the data-driven files
+#              share (zone with a warm state file, issuer, audience, keys,
+#              an access log into error.log) and the merge of it, a
+#              default server config and the "upstream" location into a
+#              block (see their comments);
 # - warm_state(): writes a state file whose zone started an hour ago and
 #              holds no records, as a clean shutdown of a long-running
 #              nginx leaves it: a block then starts like a server that has
@@ -43,7 +48,7 @@ use Crypt::PK::Ed25519;
 
 use Exporter 'import';
 our @EXPORT_OK = qw(keys_dir digest mint b64u raw_jwt preprocessor
-                    key_pem jti warm_state);
+                    key_pem jti warm_state http_config merge_config);
 
 my $Seq = 0;
 my %Keys;
@@ -289,6 +294,70 @@ sub preprocessor {
     my $more = $block->more_headers // '';
     $more .= "\n" if length $more && $more !~ /\n\z/;
     $block->set_value('more_headers', "$more$header: $token\n");
+
+    return $block;
+}
+
+# http_config(keys => [ 'ec256.pub kid=ec1', ... ], log => 'short'|'full'):
+# the http{} configuration shared by the data-driven files: the zone (with
+# the warm state file of preprocessor()), issuer https://as.example,
+# audience https://tools.example, the key files named (under
+# $TEST_NGINX_CIBA_KEYS; default: ec256 as ec1), and an access log written
+# into error.log so that "--- error_log" sees the variables too:
+#   short: access: POST /tools/refund status=200 decision=... reason=...
+#          action=... jti=... digest=...
+#   full:  CIBA-ACCESS "POST /tools/refund HTTP/1.1" 200 decision=...
+#          reason=... action=... subject=... approver=... jti=... digest=...
+my %LogFormats = (
+    short => q{'access: $request_method $uri status=$status '
+                         'decision=$ciba_decision reason=$ciba_reason '
+                         'action=$ciba_action jti=$ciba_jti '
+                         'digest=$ciba_digest'},
+    full  => q{'CIBA-ACCESS "$request" $status '
+                         'decision=$ciba_decision reason=$ciba_reason '
+                         'action=$ciba_action subject=$ciba_subject '
+                         'approver=$ciba_approver jti=$ciba_jti '
+                         'digest=$ciba_digest'},
+);
+
+sub http_config {
+    my (%o) = @_;
+    my $keys = $o{keys} // [ 'ec256.pub kid=ec1' ];
+    my $log = $LogFormats{ $o{log} // 'short' }
+        or die "http_config: unknown log format $o{log}\n";
+
+    return join '',
+        "    ciba_zone ciba_test:1m state=\$TEST_NGINX_CIBA_STATE;\n",
+        "    ciba_issuer https://as.example;\n",
+        "    ciba_audience https://tools.example;\n",
+        (map { "    ciba_key_file \$TEST_NGINX_CIBA_KEYS/$_;\n" } @$keys),
+        "\n    log_format ciba_test $log;\n",
+        "    access_log logs/error.log ciba_test;\n";
+}
+
+# The "upstream" of the protected locations: the check (precontent phase)
+# runs before a real content handler; its access line ("... /backend ...")
+# shows whether it ran.
+our $Backend = <<'_EOC_';
+
+    location /backend {
+        return 200 "upstream ran $request_method\n";
+    }
+_EOC_
+
+# merge_config($block, http => TEXT, default => TEXT, backend => 1): puts
+# the shared http{} configuration before the block's own "--- http_config";
+# a block without "--- config" gets the default one; with backend, a block
+# that sends a request gets the /backend location added to its config.
+sub merge_config {
+    my ($block, %o) = @_;
+
+    $block->set_value(http_config => ($o{http} // '')
+                                     . ($block->http_config // ''));
+    $block->set_value(config => $o{default})
+        if defined $o{default} && !defined $block->config;
+    $block->set_value(config => ($block->config // '') . $Backend)
+        if $o{backend} && defined $block->request;
 
     return $block;
 }

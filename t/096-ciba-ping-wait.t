@@ -45,10 +45,10 @@ use JSON::PP ();
 use MIME::Base64 qw(encode_base64 decode_base64url);
 use POSIX ();
 use Time::HiRes qw(sleep time);
-use FindBin;
 
 use CibaNginx;
 use CibaTest qw(warm_state);
+use MockAS;
 
 {
     my $v = `node --version 2>/dev/null` // '';
@@ -56,9 +56,7 @@ use CibaTest qw(warm_state);
     plan skip_all => "node $v is older than 20" if $1 < 20;
 }
 
-my $OWNER = $$;
 my $JSON = JSON::PP->new->canonical->allow_nonref;
-my $MOCK_JS = "$FindBin::Bin/../tools/mock-as/mock-as.mjs";
 
 my $ng = CibaNginx->new(workers => 2);
 my $port = $ng->port;
@@ -71,35 +69,10 @@ my $T0 = time;
 
 # ---- the mock AS -------------------------------------------------------------
 
-# package variables: a file lexical would be freed, and the pipe closed
-# (which waits for the mock to exit), before the END block kills it
-our ($mock_pid, $mock_fh);
-
-END {
-    if ($$ == $OWNER && $mock_pid) {
-        local $?;
-        kill 'TERM', $mock_pid;
-        waitpid $mock_pid, 0;
-    }
-}
-
-{
-    my $log = $ng->servroot . '/logs/mock-as.log';
-    $mock_pid = open($mock_fh, '-|') // die "fork: $!";
-    if ($mock_pid == 0) {
-        open STDERR, '>', $log or POSIX::_exit(127);
-        exec 'node', $MOCK_JS, '--port', $mport or POSIX::_exit(127);
-    }
-    my $line;
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 10;
-        $line = <$mock_fh>;
-        alarm 0;
-    };
-    BAIL_OUT("mock-as did not start on port $mport")
-        unless defined $line && $line =~ /^mock-as listening on 127\.0\.0\.1:$mport$/;
-}
+eval {
+    MockAS::start($mport, stderr => $ng->servroot . '/logs/mock-as.log');
+    1;
+} or BAIL_OUT("mock-as: $@");
 
 my $HT = HTTP::Tiny->new(timeout => 15, keep_alive => 0);
 

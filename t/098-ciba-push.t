@@ -47,6 +47,7 @@ use Time::HiRes qw(sleep time);
 
 use CibaNginx;
 use CibaTest qw(warm_state);
+use MockAS;
 
 $ENV{TEST_NGINX_SERVER_PORT} //= '127.0.0.1:19980';
 $ENV{TEST_NGINX_SERVROOT}    //= 't/servroot-g';
@@ -59,7 +60,6 @@ my $port2 = $port + 1;              # the callback without ciba_client_id
 my $mport = $port + 10;             # the mock AS
 
 my $JSON = JSON::PP->new->canonical;
-my $MOCK_JS = 'tools/mock-as/mock-as.mjs';
 my $MBASE = "http://127.0.0.1:$mport";
 my $CB = "http://127.0.0.1:$port/_ciba/cb";
 my $CB_NOCID = "http://127.0.0.1:$port2/_ciba/cb";
@@ -68,41 +68,11 @@ my $BASIC = encode_base64('push-client:push-secret', '');
 my $PATH = '/tools/refund';
 my $BODY = '{"reason":"duplicate charge"}';
 
-# the mock's pid, and its stdout pipe: kept in package variables, since
-# file-scoped lexicals are freed before END blocks run, and closing the
-# pipe of a running mock would wait for it to exit
-our (@KILL, @PIPES);
-
-END {
-    local $?;
-    for my $pid (@KILL) {
-        kill 'TERM', $pid;
-        waitpid $pid, 0;
-    }
-}
-
-
 # ---- the mock AS -----------------------------------------------------------
 
 sub start_mock {
-    my $log = $ng->servroot . '/logs/mock-as.log';
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-    if ($pid == 0) {
-        open STDERR, '>', $log or POSIX::_exit(127);
-        exec 'node', $MOCK_JS, '--port', $mport, '--verbose'
-            or POSIX::_exit(127);
-    }
-    push @KILL, $pid;
-    my $line;
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 10;
-        $line = <$fh>;
-        alarm 0;
-    };
-    die "mock-as did not start on $mport\n"
-        unless defined $line && $line =~ /^mock-as listening on /;
-    push @PIPES, $fh;
+    MockAS::start($mport, stderr => $ng->servroot . '/logs/mock-as.log',
+                  verbose => 1);
     return;
 }
 

@@ -20,7 +20,7 @@ use HTTP::Tiny;
 use JSON::PP ();
 use POSIX ();
 
-our ($Pid, $Out, $Port);
+our ($Pid, $Out, $Port, $Owner);
 
 my $Script = abs_path(dirname(__FILE__) . '/../tools/mock-as/mock-as.mjs');
 my $Json = JSON::PP->new->canonical;
@@ -57,13 +57,14 @@ sub start {
         die "the mock AS did not start on port $port\n";
     }
 
-    ($Pid, $Out, $Port) = ($pid, $fh, $1);
+    ($Pid, $Out, $Port, $Owner) = ($pid, $fh, $1, $$);
 
     return $Port;
 }
 
 sub stop {
-    return unless $Pid;
+    # only the process that started it (not a forked test child)
+    return unless $Pid && $$ == $Owner;
 
     kill 'TERM', $Pid;
     waitpid $Pid, 0;

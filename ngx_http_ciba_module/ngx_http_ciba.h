@@ -348,6 +348,7 @@ char *ngx_http_ciba_callback(ngx_conf_t *cf, ngx_command_t *cmd,
 /* ngx_http_ciba_answer.c */
 ngx_int_t ngx_http_ciba_answer(ngx_http_request_t *r,
     ngx_http_ciba_ctx_t *ctx);
+ngx_int_t ngx_http_ciba_send(ngx_http_request_t *r, ngx_buf_t *b);
 
 /* ngx_http_ciba_log.c */
 ngx_int_t ngx_http_ciba_add_variables(ngx_conf_t *cf);

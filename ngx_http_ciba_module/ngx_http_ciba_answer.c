@@ -92,10 +92,8 @@ ngx_http_ciba_answer(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
     char                      *dump;
     size_t                     len;
     json_t                    *obj;
-    ngx_int_t                  rc;
     ngx_buf_t                 *b;
     ngx_uint_t                 status;
-    ngx_chain_t                out;
     ngx_http_ciba_answer_t    *a;
     ngx_http_ciba_loc_conf_t  *clcf;
 
@@ -235,16 +233,7 @@ ngx_http_ciba_answer(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
         }
     }
 
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_ciba_send(r, b);
 
 failed:
 
@@ -305,4 +294,25 @@ ngx_http_ciba_json_set(json_t *obj, const char *key, u_char *value,
     }
 
     return NGX_OK;
+}
+
+
+/* sends the headers set in r->headers_out and the one buffer b */
+
+ngx_int_t
+ngx_http_ciba_send(ngx_http_request_t *r, ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
 }

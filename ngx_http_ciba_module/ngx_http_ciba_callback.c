@@ -348,9 +348,7 @@ ngx_http_ciba_callback_answer(ngx_http_request_t *r, ngx_uint_t status,
     const char *error)
 {
     size_t            len;
-    ngx_int_t         rc;
     ngx_buf_t        *b;
-    ngx_chain_t       out;
     ngx_table_elt_t  *h;
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {
@@ -387,14 +385,5 @@ ngx_http_ciba_callback_answer(ngx_http_request_t *r, ngx_uint_t status,
 #endif
     }
 
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_ciba_send(r, b);
 }

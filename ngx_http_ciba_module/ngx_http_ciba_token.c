@@ -198,17 +198,7 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
             }
         }
 
-        rc = ngx_http_ciba_verify(r, raw, tok);
-        if (rc != NGX_OK) {
-            return (rc == NGX_DECLINED)
-                   ? ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                          "bad_signature")
-                   : NGX_ERROR;
-        }
-
-        ctx->approver = tok->sub;
-
-        return NGX_OK;
+        goto verify;
     }
 
     rc = ngx_http_ciba_check_binding(clcf, ctx, pl);
@@ -228,6 +218,8 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_REPLAYED,
                                     "jti_replayed");
     }
+
+verify:
 
     rc = ngx_http_ciba_verify(r, raw, tok);
     if (rc != NGX_OK) {

@@ -130,7 +130,17 @@
  *
  * ADMIN API (not part of OIDC; JSON; same port, under /admin)
  * -----------------------------------------------------------
- * No authentication: the server listens on loopback only.
+ * No authentication: the server listens on loopback only.  So that no web
+ * page can use it from a browser on this machine (see refuseForeign()):
+ * the Host header must name a loopback address (127.0.0.0/8, localhost,
+ * [::1]; anything else, e.g. a DNS-rebound name, is 403), and a POST must
+ * have Content-Type application/json (else 415 unsupported_media_type: a
+ * cross-site HTML form cannot send it, and a cross-site fetch() with it
+ * needs a CORS preflight that is never granted), no foreign Origin (when
+ * there is an Origin it must be http://HOST:PORT of the Host header) and
+ * no cross-site Sec-Fetch-Site (only "same-origin" or "none"), else 403
+ * forbidden.  Tools (curl, the tests, tools/ciba-approve) send JSON and no
+ * Origin.
  *
  *   GET  /admin/pending   {"pending": [request, ...]}: the backchannel
  *                         requests waiting for a decision, newest first
@@ -159,8 +169,29 @@
  *                         OIDC endpoints (the last 200), for tests
  *   (GET /jwks is the provider's own: there is no /admin/jwks.)
  *
- * The approver web page (the "human's device") is not here yet: it goes
- * in approverPage() below, under GET /approver.
+ *
+ * THE APPROVER PAGE: GET /approver (the "human's device")
+ * -------------------------------------------------------
+ * Open http://127.0.0.1:PORT/approver in a browser on this machine.  It
+ * lists the pending backchannel requests (from /admin/pending, every 2 s,
+ * without reloading), newest first, each with the binding message in big
+ * letters, the user (login_hint and sub), the client, and from each
+ * authorization_details entry the action(s), method, URL (locations),
+ * path and action digest (identifier), and a live countdown to its
+ * expiry; Approve and Deny buttons POST to /admin/approve and /admin/deny.
+ * Decided requests (here or elsewhere, e.g. tools/ciba-approve) and
+ * expired ones stay under "Recently decided" for a minute with their
+ * result; "No pending approvals." when there is none.
+ *
+ * It is one self-contained document (inline style and script: no CDN, no
+ * web font), served with a Content-Security-Policy allowing only that
+ * style and that script (by hash) and fetch() to its own origin, requiring
+ * Trusted Types, forbidding framing, forms and base URLs; nosniff,
+ * no-store, X-Frame-Options DENY, no referrer.  The binding message and
+ * the details come from an agent's request: the page writes them with
+ * textContent only.  Stable attributes for tests: see "the approver
+ * page" below.
+ * The command-line equivalent is tools/ciba-approve.
  */
 
 import * as crypto from 'node:crypto';
@@ -620,7 +651,7 @@ function makeProvider(issuer) {
 
         /*
          * "Notify the user's device": here, remember the request for the
-         * admin API (and, later, the approver page).  ctx.body is already
+         * admin API and the approver page.  ctx.body is already
          * the answer {auth_req_id, expires_in}; --interval adds to it.
          */
         async triggerAuthenticationDevice(ctx, request, account, client) {
@@ -860,18 +891,550 @@ async function decide(provider, req, res, approve) {
   return sendJson(res, 200, out);
 }
 
+/* ---- the approver page -------------------------------------------------- */
+
 /*
- * The approver web page, the "human's device" (a later task): pending
- * approvals with the binding message, the user, the action, method, URL
- * and digest from authorization_details, a countdown, approve and deny
- * buttons calling /admin/approve and /admin/deny, refreshing by itself.
+ * The approver web page, the "human's device": GET /approver.  One
+ * self-contained document (inline style and script, no external resource:
+ * the network may be closed), allowed by a Content-Security-Policy that
+ * names the hashes of exactly that style and script, allows fetch() to
+ * this origin only, and requires Trusted Types (so no innerHTML-style sink
+ * can be used at all).  Everything it shows comes from /admin/pending and
+ * is written with textContent: the binding message and the
+ * authorization_details come from an agent's request and are hostile.
+ *
+ * Stable attributes for tests: each item is an element with
+ * data-auth-req-id and data-state (pending, deciding, approved, denied,
+ * expired, redeemed, unknown); its values carry data-field (binding_message,
+ * login_hint, account, client_id, actions, method, locations, path,
+ * identifier, scope, auth_req_id, expires_in, result); its buttons
+ * data-action="approve" / "deny".  #pending and #decided are the two
+ * lists, #empty the "no pending approvals" line, #status the connection
+ * state (data-status "ok" or "error").
  */
+
+const APPROVER_POLL_MS = 2000;
+const APPROVER_KEEP_MS = 60000;
+
+const APPROVER_CSS = `
+:root { color-scheme: light dark; --fg: #1b1f24; --muted: #59636e;
+  --bg: #f6f8fa; --card: #fff; --line: #d1d9e0; --ok: #1a7f37;
+  --bad: #cf222e; --warn: #9a6700; }
+@media (prefers-color-scheme: dark) { :root { --fg: #e6edf3;
+  --muted: #9198a1; --bg: #0d1117; --card: #151b23; --line: #3d444d;
+  --ok: #3fb950; --bad: #f85149; --warn: #d29922; } }
+* { box-sizing: border-box; }
+[hidden] { display: none !important; }
+body { margin: 0; font: 15px/1.45 system-ui, sans-serif; color: var(--fg);
+  background: var(--bg); }
+header { display: flex; flex-wrap: wrap; gap: .5em 1.5em;
+  align-items: baseline; padding: .8em 1.2em;
+  border-bottom: 1px solid var(--line); background: var(--card); }
+header h1 { font-size: 1.25em; margin: 0; }
+#status { color: var(--muted); font-size: .9em; }
+#status[data-status="error"] { color: var(--bad); font-weight: 600; }
+main { max-width: 60em; margin: 0 auto; padding: 1em 1.2em 3em; }
+h2 { font-size: 1.05em; margin: 1.4em 0 .6em; }
+.count { display: inline-block; min-width: 1.6em; padding: 0 .4em;
+  border-radius: 1em; background: var(--line); text-align: center; }
+.empty { color: var(--muted); font-style: italic; }
+ol.items { list-style: none; margin: 0; padding: 0; }
+.item { background: var(--card); border: 1px solid var(--line);
+  border-left: 6px solid var(--warn); border-radius: 8px;
+  padding: 1em 1.2em; margin: 0 0 1em; }
+.item[data-state="approved"], .item[data-state="redeemed"] {
+  border-left-color: var(--ok); }
+.item[data-state="denied"], .item[data-state="expired"],
+.item[data-state="unknown"] { border-left-color: var(--bad); }
+#decided .item { opacity: .8; }
+.label { margin: 0; color: var(--muted); font-size: .8em;
+  text-transform: uppercase; letter-spacing: .05em; }
+.binding { margin: .1em 0 .2em; font: 600 1.6em/1.25 ui-monospace, monospace;
+  overflow-wrap: anywhere; }
+.binding.none { color: var(--muted); font-style: italic; font-weight: 400; }
+.hint { margin: 0 0 .8em; color: var(--muted); font-size: .85em; }
+dl { display: grid; grid-template-columns: 8.5em 1fr; gap: .25em 1em;
+  margin: 0 0 .8em; }
+dt { color: var(--muted); }
+dd { margin: 0; overflow-wrap: anywhere; }
+.mono, dd.mono { font-family: ui-monospace, monospace; font-size: .92em; }
+.detail { border-top: 1px dashed var(--line); padding-top: .5em; }
+.expires { font-variant-numeric: tabular-nums; font-weight: 600; }
+.expires.urgent { color: var(--bad); }
+.buttons { display: flex; gap: .8em; }
+button { font: inherit; font-weight: 600; padding: .5em 1.6em;
+  border-radius: 6px; border: 1px solid var(--line); cursor: pointer; }
+button[data-action="approve"] { background: var(--ok); color: #fff;
+  border-color: var(--ok); }
+button[data-action="deny"] { background: var(--card); color: var(--bad);
+  border-color: var(--bad); }
+button:disabled { opacity: .5; cursor: default; }
+.result { margin: .6em 0 0; font-weight: 600; }
+.result:empty { display: none; }
+.item[data-state="approved"] .result, .item[data-state="redeemed"] .result {
+  color: var(--ok); }
+.item[data-state="denied"] .result, .item[data-state="expired"] .result,
+.item[data-state="unknown"] .result, .result.error { color: var(--bad); }
+footer { color: var(--muted); font-size: .85em; }
+`;
+
+/*
+ * The page's script (serialized with Function.prototype.toString: it must
+ * not use anything from this module).  Runs in the browser.
+ */
+function approverClient(POLL_MS, KEEP_MS) {
+  'use strict';
+
+  const pendingList = document.getElementById('pending');
+  const decidedList = document.getElementById('decided');
+  const empty = document.getElementById('empty');
+  const status = document.getElementById('status');
+  const count = document.getElementById('pending-count');
+
+  /* auth_req_id -> { id, li, deadline, state, expiresEl, buttons, result } */
+  const items = new Map();
+  const FINAL = new Set(['approved', 'denied', 'expired', 'redeemed',
+    'unknown']);
+  const WORDS = {
+    approved: 'Approved', denied: 'Denied', expired: 'Expired',
+    redeemed: 'Approved (token redeemed)', unknown: 'Unknown to the AS',
+  };
+
+  function str(v) {
+    if (v === undefined || v === null) {
+      return '';
+    }
+    return typeof v === 'string' ? v : JSON.stringify(v);
+  }
+
+  function node(tag, cls, text, field) {
+    const e = document.createElement(tag);
+    if (cls) {
+      e.className = cls;
+    }
+    if (text !== undefined) {
+      e.textContent = text;
+    }
+    if (field) {
+      e.dataset.field = field;
+    }
+    return e;
+  }
+
+  function row(dl, label, field, value, mono) {
+    dl.append(node('dt', '', label));
+    const dd = node('dd', mono ? 'mono' : '', value === '' ? '\u2014' : value,
+      field);
+    dl.append(dd);
+    return dd;
+  }
+
+  function time() {
+    return new Date().toLocaleTimeString();
+  }
+
+  function render(d) {
+    const it = { id: d.auth_req_id, state: 'pending', deadline: 0 };
+    const li = node('li', 'item');
+    li.dataset.authReqId = it.id;
+    li.dataset.state = 'pending';
+    it.li = li;
+
+    li.append(node('p', 'label', 'Binding message'));
+    const bm = str(d.binding_message);
+    const b = node('p', bm === '' ? 'binding none' : 'binding',
+      bm === '' ? '(none)' : bm, 'binding_message');
+    li.append(b);
+    li.append(node('p', 'hint', 'Approve only if the agent shows you '
+      + 'this same message, and the action below is what you want.'));
+
+    const dl = node('dl');
+    const user = row(dl, 'User', 'user', '');
+    user.textContent = '';
+    user.append(node('span', '', str(d.login_hint) || '\u2014', 'login_hint'),
+      ' (sub ', node('span', 'mono', str(d.account) || '\u2014', 'account'),
+      ')');
+    row(dl, 'Client', 'client_id', str(d.client_id)
+      + (d.delivery_mode ? ' (' + str(d.delivery_mode) + ' mode)' : ''));
+    li.append(dl);
+
+    const details = Array.isArray(d.authorization_details)
+      ? d.authorization_details : [];
+    if (details.length === 0) {
+      const none = node('dl', 'detail');
+      row(none, 'Action', 'actions', '(no authorization_details: '
+        + 'nothing says which action)');
+      li.append(none);
+    }
+    details.forEach((x, i) => {
+      const dd = node('dl', 'detail');
+      dd.dataset.detail = String(i);
+      const o = x && typeof x === 'object' ? x : {};
+      row(dd, 'Type', 'type', str(o.type), true);
+      row(dd, Array.isArray(o.actions) && o.actions.length > 1
+        ? 'Actions' : 'Action', 'actions',
+      Array.isArray(o.actions) ? o.actions.map(str).join(', ')
+        : str(o.actions));
+      row(dd, 'Method', 'method', str(o.method), true);
+      row(dd, 'URL', 'locations', Array.isArray(o.locations)
+        ? o.locations.map(str).join('\n') : str(o.locations), true);
+      row(dd, 'Path', 'path', str(o.path), true);
+      row(dd, 'Action digest', 'identifier', str(o.identifier), true);
+      const known = new Set(['type', 'actions', 'method', 'locations',
+        'path', 'identifier']);
+      const rest = Object.keys(o).filter((k) => !known.has(k));
+      if (rest.length) {
+        const more = {};
+        for (const k of rest) {
+          more[k] = o[k];
+        }
+        row(dd, 'Other', 'other', JSON.stringify(more), true);
+      }
+      li.append(dd);
+    });
+
+    const tail = node('dl', 'detail');
+    row(tail, 'Scope', 'scope', str(d.scope), true);
+    row(tail, 'Request', 'auth_req_id', it.id, true);
+    it.expiresEl = row(tail, 'Expires in', 'expires_in', '');
+    it.expiresEl.classList.add('expires');
+    li.append(tail);
+
+    const buttons = node('div', 'buttons');
+    const approve = node('button', '', 'Approve');
+    approve.type = 'button';
+    approve.dataset.action = 'approve';
+    const deny = node('button', '', 'Deny');
+    deny.type = 'button';
+    deny.dataset.action = 'deny';
+    approve.addEventListener('click', () => decide(it, true));
+    deny.addEventListener('click', () => decide(it, false));
+    buttons.append(approve, deny);
+    li.append(buttons);
+    it.buttons = [approve, deny];
+
+    it.result = node('p', 'result', '', 'result');
+    it.result.setAttribute('role', 'status');
+    li.append(it.result);
+    return it;
+  }
+
+  function setButtons(it, enabled) {
+    for (const b of it.buttons) {
+      b.disabled = !enabled;
+    }
+  }
+
+  function finish(it, state, how) {
+    it.state = FINAL.has(state) ? state : 'unknown';
+    it.li.dataset.state = it.state;
+    setButtons(it, false);
+    it.li.querySelector('.buttons').hidden = true;
+    it.result.classList.remove('error');
+    it.result.textContent = (WORDS[it.state] ?? it.state) + ' ' + how
+      + ' at ' + time();
+    it.expiresEl.textContent = '\u2014';
+    decidedList.prepend(it.li);
+    setTimeout(() => {
+      it.li.remove();
+      items.delete(it.id);
+    }, KEEP_MS);
+    update();
+  }
+
+  async function decide(it, approve) {
+    if (it.state !== 'pending') {
+      return;
+    }
+    it.state = 'deciding';
+    it.li.dataset.state = 'deciding';
+    setButtons(it, false);
+    it.result.classList.remove('error');
+    it.result.textContent = approve ? 'Approving\u2026' : 'Denying\u2026';
+
+    let res;
+    let out = {};
+    try {
+      res = await fetch(approve ? '/admin/approve' : '/admin/deny', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ auth_req_id: it.id }),
+        cache: 'no-store',
+        credentials: 'omit',
+      });
+      out = await res.json().catch(() => ({}));
+    } catch (err) {
+      res = undefined;
+    }
+
+    if (res && res.ok) {
+      let how = 'here';
+      if (out.ping_error) {
+        how += ' (the ping to the client failed: ' + str(out.ping_error) + ')';
+      }
+      finish(it, str(out.state) || (approve ? 'approved' : 'denied'), how);
+    } else if (res && res.status === 409) {
+      finish(it, str(out.state), 'already (not pending any more)');
+    } else if (res && res.status === 404) {
+      finish(it, 'unknown', '');
+    } else {
+      it.state = 'pending';
+      it.li.dataset.state = 'pending';
+      setButtons(it, true);
+      it.result.classList.add('error');
+      it.result.textContent = res
+        ? 'The AS answered ' + res.status + ': ' + str(out.error_description
+          || out.error) + '. Try again.'
+        : 'Cannot reach the development AS. Try again.';
+    }
+  }
+
+  /* an item no longer pending that was not decided here: ask how it ended */
+  async function gone(it) {
+    it.state = 'resolving';
+    let state = 'unknown';
+    try {
+      const res = await fetch('/admin/requests/'
+        + encodeURIComponent(it.id), { cache: 'no-store' });
+      if (res.ok) {
+        state = str((await res.json()).state);
+      }
+    } catch (err) {
+      it.state = 'pending';
+      return;
+    }
+    if (state === 'pending') {
+      it.state = 'pending';
+      return;
+    }
+    finish(it, state, 'elsewhere');
+  }
+
+  function fmt(s) {
+    const m = Math.floor(s / 60);
+    const r = s % 60;
+    return m + ':' + (r < 10 ? '0' : '') + r;
+  }
+
+  function tick() {
+    const now = Date.now();
+    for (const it of items.values()) {
+      if (it.state !== 'pending' && it.state !== 'deciding') {
+        continue;
+      }
+      const left = Math.max(0, Math.ceil((it.deadline - now) / 1000));
+      it.expiresEl.textContent = fmt(left);
+      it.expiresEl.dataset.seconds = String(left);
+      it.expiresEl.classList.toggle('urgent', left <= 30);
+      if (left === 0 && it.state === 'pending') {
+        finish(it, 'expired', 'before a decision');
+      }
+    }
+  }
+
+  function update() {
+    let n = 0;
+    for (const it of items.values()) {
+      if (it.state === 'pending' || it.state === 'deciding'
+          || it.state === 'resolving') {
+        n++;
+      }
+    }
+    count.textContent = String(n);
+    empty.hidden = n !== 0;
+    document.title = (n ? '(' + n + ') ' : '') + 'Approvals \u2014 dev-as';
+  }
+
+  function setStatus(ok, text) {
+    status.dataset.status = ok ? 'ok' : 'error';
+    status.textContent = text;
+  }
+
+  async function poll() {
+    try {
+      const res = await fetch('/admin/pending', {
+        cache: 'no-store', headers: { Accept: 'application/json' },
+      });
+      if (!res.ok) {
+        throw new Error('the AS answered ' + res.status);
+      }
+      const body = await res.json();
+      const list = Array.isArray(body && body.pending) ? body.pending : [];
+      const now = Date.now();
+      const seen = new Set();
+      let at = 0;
+
+      for (const d of list) {
+        if (!d || typeof d.auth_req_id !== 'string' || !d.auth_req_id) {
+          continue;
+        }
+        seen.add(d.auth_req_id);
+        let it = items.get(d.auth_req_id);
+        if (!it) {
+          it = render(d);
+          items.set(it.id, it);
+        }
+        if (it.state === 'pending' || it.state === 'deciding') {
+          const left = Number(d.expires_in);
+          it.deadline = now + (Number.isFinite(left) ? left : 0) * 1000;
+          /* newest first, as the AS lists them */
+          if (pendingList.children[at] !== it.li) {
+            pendingList.insertBefore(it.li, pendingList.children[at] ?? null);
+          }
+          at++;
+        }
+      }
+
+      for (const it of items.values()) {
+        if (it.state === 'pending' && !seen.has(it.id)) {
+          gone(it);
+        }
+      }
+
+      setStatus(true, 'Live: updated ' + time());
+    } catch (err) {
+      setStatus(false, 'Cannot reach the development AS (' + err.message
+        + '): retrying');
+    }
+    tick();
+    update();
+    setTimeout(poll, POLL_MS);
+  }
+
+  setInterval(tick, 500);
+  update();
+  poll();
+}
+
+const APPROVER_JS = `(${approverClient.toString()})(${APPROVER_POLL_MS}, `
+  + `${APPROVER_KEEP_MS});`;
+
+const APPROVER_HTML = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>Approvals \u2014 dev-as</title>
+<style>${APPROVER_CSS}</style>
+</head>
+<body>
+<header>
+<h1>Approvals</h1>
+<span id="status" role="status" data-status="ok">Connecting\u2026</span>
+</header>
+<main>
+<section aria-labelledby="h-pending">
+<h2 id="h-pending">Waiting for your decision
+<span id="pending-count" class="count">0</span></h2>
+<p id="empty" class="empty">No pending approvals.</p>
+<ol id="pending" class="items"></ol>
+</section>
+<section aria-labelledby="h-decided">
+<h2 id="h-decided">Recently decided</h2>
+<ol id="decided" class="items"></ol>
+</section>
+<footer>dev-as, the development authorization server: this page stands
+for the user's device.  It refreshes by itself.</footer>
+</main>
+<script>${APPROVER_JS}</script>
+</body>
+</html>
+`;
+
+function cspHash(text) {
+  return `'sha256-${crypto.createHash('sha256').update(text, 'utf8')
+    .digest('base64')}'`;
+}
+
+const APPROVER_CSP = [
+  "default-src 'none'",
+  `script-src ${cspHash(APPROVER_JS)}`,
+  `style-src ${cspHash(APPROVER_CSS)}`,
+  "connect-src 'self'",
+  "img-src 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+  "require-trusted-types-for 'script'",
+  "trusted-types 'none'",
+].join('; ');
+
 function approverPage(provider, req, res) {
-  sendJson(res, 501, {
-    error: 'not_implemented',
-    error_description: 'the approver page is not there yet: use /admin/pending, '
-      + '/admin/approve and /admin/deny',
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', 'GET, HEAD');
+    return sendJson(res, 405, { error: 'method_not_allowed' });
+  }
+  res.writeHead(200, {
+    'Content-Type': 'text/html; charset=utf-8',
+    'Content-Length': Buffer.byteLength(APPROVER_HTML),
+    'Content-Security-Policy': APPROVER_CSP,
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'DENY',
+    'Referrer-Policy': 'no-referrer',
+    'Cross-Origin-Opener-Policy': 'same-origin',
+    'Cross-Origin-Resource-Policy': 'same-origin',
+    'Cache-Control': 'no-store',
   });
+  return res.end(req.method === 'HEAD' ? undefined : APPROVER_HTML);
+}
+
+/*
+ * The admin API and the approver page are for this machine's own browser
+ * and tools only, and have no authentication:
+ * - the Host header must name a loopback address, so that a web page whose
+ *   name was made to resolve to 127.0.0.1 (DNS rebinding) cannot read or
+ *   drive them;
+ * - a state-changing request (POST) must say Content-Type
+ *   application/json: an HTML form cannot send that, and a cross-site
+ *   fetch() with it needs a CORS preflight, which this server never
+ *   grants;
+ * - a browser's Origin, when there is one, must be this very origin
+ *   (http://HOST:PORT with the loopback HOST of the Host header), and its
+ *   Sec-Fetch-Site, when there is one, "same-origin" (or "none": typed in).
+ * Answers the refusal and returns true when the request is refused.
+ */
+function refuseForeign(req, res) {
+  const refuse = (status, why) => {
+    sendJson(res, status, {
+      error: status === 415 ? 'unsupported_media_type' : 'forbidden',
+      error_description: why,
+    });
+    return true;
+  };
+
+  const host = req.headers.host;
+  const h = host ? URL.parse(`http://${host}`) : null;
+  /* (the URL parser drops a default port: "host:80" is "host") */
+  if (!h || !isLoopbackHost(h.hostname)
+      || (h.host !== host.toLowerCase()
+          && `${h.host}:80` !== host.toLowerCase())) {
+    return refuse(403, 'the admin API and the approver page answer only '
+      + 'to a loopback Host (127.0.0.1, localhost, [::1])');
+  }
+
+  if (req.method === 'GET' || req.method === 'HEAD') {
+    return false;
+  }
+
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    return refuse(403, `cross-site request refused (Sec-Fetch-Site: ${site})`);
+  }
+
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== `http://${h.host}`) {
+    return refuse(403, 'cross-origin request refused (the Origin must be '
+      + `http://${h.host})`);
+  }
+
+  const type = (req.headers['content-type'] ?? '').split(';')[0].trim()
+    .toLowerCase();
+  if (type !== 'application/json') {
+    return refuse(415, 'the body must be JSON (Content-Type: application/json)');
+  }
+
+  return false;
 }
 
 async function admin(provider, req, res, url) {
@@ -938,6 +1501,9 @@ const server = http.createServer(async (req, res) => {
   }
 
   if (url.pathname === '/admin' || url.pathname.startsWith('/admin/')) {
+    if (refuseForeign(req, res)) {
+      return undefined;
+    }
     try {
       await admin(provider, req, res, url);
     } catch (err) {
@@ -950,6 +1516,9 @@ const server = http.createServer(async (req, res) => {
   }
 
   if (url.pathname === '/approver') {
+    if (refuseForeign(req, res)) {
+      return undefined;
+    }
     return approverPage(provider, req, res);
   }
 

@@ -23,6 +23,9 @@ PACKAGES=(
     libhttp-message-perl
     # Crypt::JWT: the tests mint tokens with it
     libcrypt-jwt-perl
+    # the approver page's browser test (t/099): headless Chromium driven
+    # by playwright-core (tools/browser), and a font for its screenshots
+    chromium fonts-dejavu-core
 )
 
 # Node.js only when there is no node at all (the image ships Node 20).

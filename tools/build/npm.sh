@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
-# "make deps", part 3: the Node packages of the development authorization
-# server (tools/dev-as), exactly as pinned by its package-lock.json.  Runs
-# npm only when node_modules is missing or older than the lock file.
+# "make deps", part 3: the Node packages of the tools that have any
+# (tools/dev-as: the development authorization server; tools/browser: the
+# approver page's browser test), exactly as pinned by each directory's
+# package-lock.json.  For every tools/*/package-lock.json, npm ci runs only
+# when that directory's node_modules is missing or older than its lock file.
 
 set -euo pipefail
 
 # shellcheck source=tools/build/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-dir="$ROOT/tools/dev-as"
+shopt -s nullglob
 
-if [ ! -f "$dir/package-lock.json" ]; then
-    exit 0
-fi
+for lock in "$ROOT"/tools/*/package-lock.json; do
+    dir="$(dirname "$lock")"
+    # written by npm ci last: newer than the lock file when up to date
+    stamp="$dir/node_modules/.package-lock.json"
 
-stamp="$dir/node_modules/.package-lock.json"
+    if [ -f "$stamp" ] && [ "$stamp" -nt "$lock" ]; then
+        continue
+    fi
 
-if [ -f "$stamp" ] && [ "$stamp" -nt "$dir/package-lock.json" ]; then
-    exit 0
-fi
+    command -v npm > /dev/null 2>&1 \
+        || die "npm is missing (apt-get install npm)"
 
-command -v npm > /dev/null 2>&1 || die "npm is missing (apt-get install npm)"
-
-log "installing the development AS's Node packages (npm ci)"
-(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error < /dev/null)
+    log "installing the Node packages of ${dir#"$ROOT"/} (npm ci)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error < /dev/null)
+done

@@ -260,12 +260,15 @@ cat <<TXT
   logs                                 $dir/logs
 TXT
 
-# approve_when_asked DECISION MESSAGE: the "human": waits for the
-# approval request with that binding message, reads it, then decides
+# approve_when_asked DECISION MESSAGE: the "human": waits (up to 30 s)
+# for the approval request showing that binding message (as the module
+# sent it: characters outside ciba_binding_message_chars, here the spaces,
+# become "_"), reads it, then decides
 approve_when_asked() {
-    local decision="$1" message="$2" id=""
+    local decision="$1" message="${2// /_}" id="" deadline
 
-    for _ in $(seq 200); do
+    deadline=$((SECONDS + 30))
+    while [ -z "$id" ] && [ "$SECONDS" -lt "$deadline" ]; do
         id="$("$top/tools/ciba-approve" --as "$as" --json list 2> /dev/null \
               | node -e '
                   let s = "";
@@ -275,8 +278,7 @@ approve_when_asked() {
                           (r) => r.binding_message === process.argv[1]);
                       if (p) console.log(p.auth_req_id);
                   });' "$message" || true)"
-        [ -n "$id" ] && break
-        sleep 0.1
+        [ -n "$id" ] || sleep 0.2
     done
     if [ -z "$id" ]; then
         echo "demo: the AS never showed \"$message\"" >&2
@@ -284,14 +286,14 @@ approve_when_asked() {
     fi
 
     sleep "$think"
-    printf '\n[human] my phone shows "%s": %s\n' "$message" "$decision"
+    printf '\n[human] my device shows "%s": %s\n' "$message" "$decision"
     printf '$ tools/ciba-approve %s %s\n' "$decision" "${id:0:8}..."
-    "$top/tools/ciba-approve" --as "$as" "$decision" "$id" | sed 's/^/  /'
+    "$top/tools/ciba-approve" --as "$as" "$decision" "$id" | sed -u 's/^/  /'
 }
 
 # agent ARGS...: the agent CLI, its output indented
 agent() {
-    "$top/tools/ciba-agent" "$@" 2>&1 | sed 's/^/  /'
+    "$top/tools/ciba-agent" "$@" 2>&1 | sed -u 's/^/  /'
     return "${PIPESTATUS[0]}"
 }
 
@@ -323,7 +325,8 @@ printf '  (the agent exited %s: denied)\n' "$rc"
 
 bold "3. What nginx logged (one decision line per request)"
 grep -h 'ciba: decision' "$dir/logs/error.log" \
-    | sed -e 's/^.*ciba: /  ciba: /' -e 's/, client:.*$//' | tail -n 8
+    | sed -e 's/^.*ciba: /  ciba: /' -e 's/, client:.*$//' \
+          -e 's/ while [a-z ]*$//' | tail -n 8
 echo
 sed -e 's/^/  /' "$dir/logs/access.log" | tail -n 8
 

@@ -10,6 +10,7 @@
 #   make test [T=t/x.t]  the Test::Nginx suite against the stock nginx
 #   make test-valgrind   the same, nginx running under valgrind
 #   make asan            the same against an ASan nginx (module static)
+#   make soak            the load tests' long versions (SOAK=1)
 #   make clean           remove build products and test server roots
 #   make distclean       remove all of build/ (libjwt, downloads too)
 
@@ -26,6 +27,8 @@ TEST_PORT     ?= 127.0.0.1:1984
 TEST_SERVROOT ?= $(CURDIR)/t/servroot
 ASAN_SERVROOT ?= $(CURDIR)/t/servroot-asan
 PROVE_FLAGS   ?=
+# make soak: the files run with SOAK=1
+SOAK_T        ?= t/110-soak-concurrency.t t/111-soak-reload.t
 
 # extra compiler options for our code (nginx's own auto/cc already
 # compiles with -W -Wall -Wpointer-arith -Werror)
@@ -43,7 +46,8 @@ export NGINX_BIN NGX_SRC CIBA_CC_OPT PROVE_FLAGS
 TEST_ENV = TEST_NGINX_SERVER_PORT='$(TEST_PORT)' \
            TEST_NGINX_SERVROOT='$(TEST_SERVROOT)'
 
-.PHONY: all deps module demo run test test-valgrind asan clean distclean
+.PHONY: all deps module demo run test test-valgrind soak asan clean \
+        distclean
 
 # Default: build the module.
 all: module
@@ -94,6 +98,13 @@ test-valgrind: deps module
 	 TEST_NGINX_LOAD_MODULES='$(CURDIR)/$(MODULE_SO)' \
 	 TEST_NGINX_USE_VALGRIND=1 VALGRIND_OPTS='--vgdb=no $(VALGRIND_OPTS)' \
 	 $(TEST_ENV) tools/build/run-tests.sh $(T)
+
+# The load tests in their long versions: a minute of reloads under load,
+# more rounds of 500 concurrent uses (SOAK_T, with SOAK=1).
+soak: deps module
+	@SOAK=1 TEST_NGINX_BINARY='$(NGINX_BIN)' \
+	 TEST_NGINX_LOAD_MODULES='$(CURDIR)/$(MODULE_SO)' \
+	 $(TEST_ENV) tools/build/run-tests.sh $(SOAK_T)
 
 # Build a debug nginx with AddressSanitizer and the module linked in
 # statically (build/asan/nginx), run the suite against it, and fail on

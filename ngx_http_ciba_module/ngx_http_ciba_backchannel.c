@@ -429,10 +429,11 @@ static ngx_int_t
 ngx_http_ciba_authz_details(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, ngx_str_t *out)
 {
-    u_char                     *p;
+    u_char                     *p, *last;
     char                       *dump;
     size_t                      len;
     json_t                     *arr, *obj;
+    uintptr_t                   escape;
     ngx_str_t                   scheme, host;
     ngx_http_core_srv_conf_t   *cscf;
 
@@ -459,14 +460,29 @@ ngx_http_ciba_authz_details(ngx_http_request_t *r,
         ngx_str_set(&host, "localhost");
     }
 
-    len = scheme.len + 3 + host.len + r->uri.len;
+    /*
+     * "locations" are URIs: the (decoded, normalized) path is escaped
+     * again; "path" below carries it as the digest sees it
+     */
+
+    escape = 2 * ngx_escape_uri(NULL, r->uri.data, r->uri.len,
+                                NGX_ESCAPE_URI);
+
+    len = scheme.len + 3 + host.len + r->uri.len + escape;
 
     p = ngx_pnalloc(r->pool, len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    ngx_sprintf(p, "%V://%V%V", &scheme, &host, &r->uri);
+    last = ngx_sprintf(p, "%V://%V", &scheme, &host);
+
+    if (escape) {
+        ngx_escape_uri(last, r->uri.data, r->uri.len, NGX_ESCAPE_URI);
+
+    } else {
+        ngx_memcpy(last, r->uri.data, r->uri.len);
+    }
 
     arr = json_array();
     obj = json_object();

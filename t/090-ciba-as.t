@@ -301,10 +301,10 @@ sub std_ad {
     return [ {
         type       => $o{type} // 'nginx_ciba_action',
         actions    => [ 'refund' ],
-        locations  => [ 'http://localhost/tools/refund' ],
+        locations  => [ $o{locations} // 'http://localhost/tools/refund' ],
         identifier => $o{digest} // std_digest(),
         method     => 'POST',
-        path       => '/tools/refund',
+        path       => $o{path} // '/tools/refund',
     } ];
 }
 
@@ -684,6 +684,35 @@ Test::More::is($ad[0][0]{identifier}, main::std_digest(args => 'order=43'),
                "$Name - server_name _: the request's digest");
 Test::More::is_deeply($ad[1], std_ad(),
                       "$Name - server_name localhost: http://localhost/...");
+
+
+
+=== TEST 3d: a path with characters a URI cannot hold: "locations" carries it escaped, "path" and the digest as nginx decoded it
+--- init
+main::as_setup();
+--- request
+POST /tools/refund%20x%3Cy%3E%22%25%7B%C3%A9?order=42
+{"amount":10}
+--- more_headers
+X-User: alice
+--- error_code: 401
+--- response_body_like eval
+main::answer_re(error => 'approval_pending', reason => 'asked',
+                digest => main::std_digest(path => "/tools/refund x<y>\"%{\xc3\xa9"),
+                pending => { interval => 1, expires_in => 300 })
+--- error_log
+ciba: decision=pending reason=asked
+--- no_error_log
+[error]
+--- as_check
+count_is('/bc-authorize' => 1, '/token' => 0);
+Test::More::is_deeply(
+    scalar eval { JSON::PP->new->decode(
+               as_req('/bc-authorize')->{form}{authorization_details}) },
+    std_ad(digest => main::std_digest(path => "/tools/refund x<y>\"%{\xc3\xa9"),
+           path => "/tools/refund x<y>\"%{\x{e9}",
+           locations => 'http://localhost/tools/refund%20x%3Cy%3E%22%25%7B%C3%A9'),
+    "$Name - locations escaped, path decoded");
 
 
 

@@ -33,6 +33,7 @@ think="${CIBA_DEMO_APPROVE_AFTER:-3}"
 base="http://127.0.0.1:$port"
 as="http://127.0.0.1:$as_port"
 as_pid=""
+idle=""
 nginx_up=0
 
 # nginx takes $NGINX for sockets inherited on a binary upgrade
@@ -60,6 +61,10 @@ stop_all() {
     local i
 
     trap - EXIT INT TERM
+
+    if [ -n "$idle" ]; then
+        kill "$idle" 2> /dev/null || true
+    fi
 
     if [ "$nginx_up" = 1 ]; then
         "$nginx" -p "$dir" -c conf/nginx.conf -s quit 2> /dev/null || true
@@ -346,4 +351,10 @@ cat <<TXT
   Ctrl-C stops nginx and the authorization server.
 TXT
 
-while sleep 3600; do :; done
+# wait (not a foreground sleep) returns at once when a signal comes,
+# also when only this shell gets it (kill -INT), not the whole group
+while :; do
+    sleep 3600 &
+    idle=$!
+    wait "$idle" || true
+done

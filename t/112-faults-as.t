@@ -450,7 +450,7 @@ subtest 'the AS is paused during new approvals' => sub {
 
 subtest 'wait mode: the AS pauses while a request is held' => sub {
     my @r = timed($ng, [ rq('f1', loc => 'wait') ],
-                  actions => [ [ 0.8, sub { mock_signal('STOP') } ] ],
+                  actions => [ [ 1, sub { mock_signal('STOP') } ] ],
                   timeout => 40);
     unavailable_ok($r[0], 'as_server_error',
                    'held, then the AS paused: the poll failed',

@@ -10,6 +10,8 @@
 #   make test [T=t/x.t]  the Test::Nginx suite against the stock nginx
 #   make test-valgrind   the same, nginx running under valgrind
 #   make asan            the same against an ASan nginx (module static)
+#   make test-nginx-upstream  the same against nginx.org's nginx 1.26.3
+#                        built from source (alias: make test-nginx-1.26)
 #   make soak            the load tests' long versions (SOAK=1)
 #   make bench           benchmarks (tools/bench): build/bench/results.md
 #   make clean           remove build products and test server roots
@@ -30,6 +32,13 @@ ASAN_SERVROOT ?= $(CURDIR)/t/servroot-asan
 PROVE_FLAGS   ?=
 # make soak: the files run with SOAK=1
 SOAK_T        ?= t/110-soak-concurrency.t t/111-soak-reload.t
+
+# make test-nginx-upstream: the upstream nginx version (its tarball's
+# SHA-256 is pinned in tools/build/nginx-upstream.sh), the listen address
+# and the server root of its test run
+NGINX_UPSTREAM_VERSION ?= 1.26.3
+UPSTREAM_TEST_PORT     ?= 127.0.0.1:1990
+UPSTREAM_SERVROOT      ?= $(CURDIR)/t/servroot-nginx-$(NGINX_UPSTREAM_VERSION)
 
 # extra compiler options for our code (nginx's own auto/cc already
 # compiles with -W -Wall -Wpointer-arith -Werror)
@@ -116,6 +125,25 @@ bench: deps module
 	@CIBA_NGINX='$(NGINX_BIN)' CIBA_MODULE='$(CURDIR)/$(MODULE_SO)' \
 	 tools/bench/bench.sh
 
+# Build upstream nginx $(NGINX_UPSTREAM_VERSION) from Debian's copy of
+# the pristine tarball (SHA-256 pinned, checked against trixie's signed
+# Sources index) with the module as a dynamic module, into
+# build/nginx-VERSION, and run the suite (or T=...) against it.  When the
+# archive cannot serve the verified tarball it prints "SKIPPED: ..." and
+# succeeds; a failed build or test fails.
+.PHONY: nginx-upstream test-nginx-upstream test-nginx-1.26
+nginx-upstream: deps
+	@NGINX_UPSTREAM_VERSION='$(NGINX_UPSTREAM_VERSION)' \
+	 tools/build/nginx-upstream.sh build
+
+test-nginx-upstream: deps
+	@NGINX_UPSTREAM_VERSION='$(NGINX_UPSTREAM_VERSION)' \
+	 TEST_NGINX_SERVER_PORT='$(UPSTREAM_TEST_PORT)' \
+	 TEST_NGINX_SERVROOT='$(UPSTREAM_SERVROOT)' \
+	 tools/build/nginx-upstream.sh test $(T)
+
+test-nginx-1.26: test-nginx-upstream
+
 # Build a debug nginx with AddressSanitizer and the module linked in
 # statically (build/asan/nginx), run the suite against it, and fail on
 # any AddressSanitizer report.  Server root: t/servroot-asan.
@@ -133,6 +161,7 @@ $(ASAN_NGINX): config $(MODULE_SRCS) tools/build/asan-build.sh $(SYSTEM_DEPS) | 
 # Remove what the builds and tests made; keep libjwt and the downloads.
 clean:
 	rm -rf $(NGX_DYN) $(MODULE_SO) build/asan t/servroot t/servroot-*
+	rm -rf build/nginx-[0-9]* build/src/nginx-[0-9]*
 
 # Remove all of build/.
 distclean: clean

@@ -14,6 +14,7 @@
 #                        built from source (alias: make test-nginx-1.26)
 #   make soak            the load tests' long versions (SOAK=1)
 #   make bench           benchmarks (tools/bench): build/bench/results.md
+#   make fuzz            libFuzzer targets (tools/fuzz), FUZZ_SECONDS each
 #   make clean           remove build products and test server roots
 #   make distclean       remove all of build/ (libjwt, downloads too)
 
@@ -124,6 +125,17 @@ soak: deps module
 bench: deps module
 	@CIBA_NGINX='$(NGINX_BIN)' CIBA_MODULE='$(CURDIR)/$(MODULE_SO)' \
 	 tools/bench/bench.sh
+
+# Fuzz the module's parsers (tools/fuzz, see its README.md): build the
+# libFuzzer targets (clang, ASan, UBSan) into build/fuzz/bin, run each for
+# FUZZ_SECONDS (FUZZ_TARGETS: some of them), one line per target; fails on
+# any crash, leak or broken property (inputs in build/fuzz/artifacts).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+.PHONY: fuzz
+fuzz: deps
+	@tools/fuzz/build.sh $(FUZZ_TARGETS)
+	@FUZZ_SECONDS='$(FUZZ_SECONDS)' tools/fuzz/run.sh $(FUZZ_TARGETS)
 
 # Build upstream nginx $(NGINX_UPSTREAM_VERSION) from Debian's copy of
 # the pristine tarball (SHA-256 pinned, checked against trixie's signed

@@ -311,7 +311,7 @@ ngx_int_t ngx_http_ciba_store_key(ngx_str_t *iss, ngx_str_t *jti,
     u_char *key);
 ngx_int_t ngx_http_ciba_store_seen(ngx_shm_zone_t *zone, u_char *key);
 ngx_int_t ngx_http_ciba_store_consume(ngx_shm_zone_t *zone, u_char *key,
-    time_t expire, time_t *retry_after, ngx_log_t *log);
+    u_char *pending, time_t expire, time_t *retry_after, ngx_log_t *log);
 void ngx_http_ciba_store_save(ngx_cycle_t *cycle);
 ngx_int_t ngx_http_ciba_store_key2(ngx_str_t *a, ngx_str_t *b, ngx_str_t *c,
     u_char *hash);
@@ -319,6 +319,7 @@ ngx_int_t ngx_http_ciba_pending_key(ngx_str_t *subject, ngx_str_t *digest,
     u_char *key, u_char *subject_key);
 ngx_int_t ngx_http_ciba_pending_get(ngx_shm_zone_t *zone, u_char *key,
     ngx_pool_t *pool, ngx_http_ciba_pending_t *p);
+time_t ngx_http_ciba_store_retry_after(ngx_shm_zone_t *shm_zone);
 ngx_int_t ngx_http_ciba_pending_begin(ngx_shm_zone_t *zone, u_char *key,
     u_char *subject, ngx_uint_t max, time_t expire, ngx_log_t *log);
 ngx_int_t ngx_http_ciba_pending_set(ngx_shm_zone_t *zone, u_char *key,

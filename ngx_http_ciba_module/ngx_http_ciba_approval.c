@@ -39,6 +39,8 @@ static ngx_int_t ngx_http_ciba_tokens(ngx_http_request_t *r,
     ngx_str_t *token);
 static ngx_int_t ngx_http_ciba_as_error(ngx_http_request_t *r,
     ngx_http_ciba_ctx_t *ctx, json_t *json, const char *what);
+static ngx_int_t ngx_http_ciba_zone_full(ngx_http_request_t *r,
+    ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_set(ngx_http_ciba_ctx_t *ctx,
     ngx_http_ciba_outcome_e outcome, const char *reason);
 static ngx_int_t ngx_http_ciba_request_ref(ngx_http_request_t *r,
@@ -250,8 +252,7 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
                                  "too_many_pending");
 
     case NGX_ABORT:
-        return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE,
-                                 "zone_full");
+        return ngx_http_ciba_zone_full(r, ctx);
 
     default:
         return NGX_ERROR;
@@ -382,8 +383,15 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         /*
          * a handle this instance has no record of (another instance
          * issued it, or nginx restarted): adopt it, so that polls are
-         * still paced by the interval here
+         * still paced by the interval here; unless it was redeemed since
+         * the check above (its pending record goes after it is marked
+         * used)
          */
+
+        if (ngx_http_ciba_store_seen(cmcf->shm_zone, record) == NGX_BUSY) {
+            return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_REPLAYED,
+                                     "auth_req_id_replayed");
+        }
 
         rc = ngx_http_ciba_pending_begin(cmcf->shm_zone, ctx->pending_key,
                                          ctx->subject_key, clcf->max_pending,
@@ -401,8 +409,7 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         }
 
         if (rc != NGX_OK) {
-            return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE,
-                                     "zone_full");
+            return ngx_http_ciba_zone_full(r, ctx);
         }
 
         ngx_memzero(&p, sizeof(ngx_http_ciba_pending_t));
@@ -418,8 +425,7 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         rc = ngx_http_ciba_pending_set(cmcf->shm_zone, ctx->pending_key, &p,
                                        r->connection->log);
         if (rc != NGX_OK) {
-            return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE,
-                                     "zone_full");
+            return ngx_http_ciba_zone_full(r, ctx);
         }
     }
 
@@ -529,8 +535,7 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
     rc = ngx_http_ciba_pending_set(cmcf->shm_zone, ctx->pending_key, &p,
                                    r->connection->log);
     if (rc != NGX_OK) {
-        return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE,
-                                 "zone_full");
+        return ngx_http_ciba_zone_full(r, ctx);
     }
 
     if (clcf->delivery != NGX_HTTP_CIBA_MODE_POLL) {
@@ -547,8 +552,7 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
                                       ctx->handle.expire,
                                       r->connection->log);
         if (rc != NGX_OK) {
-            return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE,
-                                     "zone_full");
+            return ngx_http_ciba_zone_full(r, ctx);
         }
     }
 
@@ -699,6 +703,7 @@ ngx_http_ciba_consume_areq(ngx_http_request_t *r,
     }
 
     return ngx_http_ciba_store_consume(cmcf->shm_zone, record,
+                                       ctx->pending_key,
                                        ctx->handle.expire + clcf->leeway + 1,
                                        &ctx->retry_after,
                                        r->connection->log);
@@ -715,12 +720,22 @@ ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
-    /* the auth_req_id is redeemed: whatever follows, it is done here */
+    /*
+     * the auth_req_id is redeemed: whatever follows, it is done here; its
+     * pending record goes and it is marked used in one step, so that a
+     * concurrent retry with the handle finds it used instead of asking
+     * the AS again
+     */
 
-    ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
-                                 NGX_HTTP_CIBA_PENDING_DONE, 0);
+    rc = ngx_http_ciba_consume_areq(r, clcf, ctx);
 
-    if (clcf->keys) {
+    if (ctx->handle.mode != NGX_HTTP_CIBA_MODE_POLL) {
+        /* the approval is over: no later notification is taken for it */
+        ngx_http_ciba_notify_remove(cmcf->shm_zone,
+                                    &ctx->handle.auth_req_id);
+    }
+
+    if (rc == NGX_OK && clcf->keys) {
         ngx_memzero(&tok, sizeof(ngx_http_ciba_token_t));
 
         rc = ngx_http_ciba_token_check(r, clcf, ctx, token, &tok,
@@ -735,14 +750,6 @@ ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
 
             return rc;
         }
-    }
-
-    rc = ngx_http_ciba_consume_areq(r, clcf, ctx);
-
-    if (ctx->handle.mode != NGX_HTTP_CIBA_MODE_POLL) {
-        /* the approval is over: no later notification is taken for it */
-        ngx_http_ciba_notify_remove(cmcf->shm_zone,
-                                    &ctx->handle.auth_req_id);
     }
 
     switch (rc) {
@@ -862,6 +869,21 @@ ngx_http_ciba_error_in(ngx_str_t *error, const char **set)
     }
 
     return 0;
+}
+
+
+/* 503 zone_full, Retry-After: when the zone's earliest record expires */
+
+static ngx_int_t
+ngx_http_ciba_zone_full(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
+{
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+
+    ctx->retry_after = ngx_http_ciba_store_retry_after(cmcf->shm_zone);
+
+    return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE, "zone_full");
 }
 
 

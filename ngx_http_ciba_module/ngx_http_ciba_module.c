@@ -580,7 +580,7 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
 
     expire = ngx_min(tok.exp, tok.iat + clcf->max_age) + clcf->leeway + 1;
 
-    rc = ngx_http_ciba_store_consume(cmcf->shm_zone, tok.record, expire,
+    rc = ngx_http_ciba_store_consume(cmcf->shm_zone, tok.record, NULL, expire,
                                      &ctx->retry_after, r->connection->log);
 
     switch (rc) {

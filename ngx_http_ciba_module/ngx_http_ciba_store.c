@@ -69,6 +69,19 @@ typedef struct {
     (offsetof(ngx_http_ciba_record_t, data) + (n))
 
 
+/*
+ * The placeholder of an approval being asked for holds room for what the
+ * AS's answer adds (the handle and the auth_req_id, up to about 90 bytes
+ * of it): the slab chunk a pending record takes anyway, so that the answer
+ * is stored in place and a zone with room to ask has room to keep it.  A
+ * longer auth_req_id needs a larger record, which a zone near full may
+ * not have: that approval is then given up (503 zone_full).
+ */
+
+#define NGX_HTTP_CIBA_PENDING_ROOM                                           \
+    (512 - offsetof(ngx_http_ciba_record_t, data))
+
+
 typedef struct {
     ngx_rbtree_t                rbtree;
     ngx_rbtree_node_t           sentinel;
@@ -112,6 +125,8 @@ static void ngx_http_ciba_expire(ngx_http_ciba_zone_t *zone, time_t now,
 static ngx_http_ciba_record_t *ngx_http_ciba_insert(
     ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire, ngx_uint_t kind,
     size_t len);
+static void ngx_http_ciba_enqueue(ngx_http_ciba_zone_t *zone,
+    ngx_http_ciba_record_t *rec);
 static void ngx_http_ciba_remove(ngx_http_ciba_zone_t *zone,
     ngx_http_ciba_record_t *rec);
 static ngx_int_t ngx_http_ciba_store_put(ngx_shm_zone_t *shm_zone,
@@ -328,12 +343,15 @@ ngx_http_ciba_store_seen(ngx_shm_zone_t *shm_zone, u_char *hash)
 /*
  * Records the use of a token, atomically.  NGX_OK: recorded, the request
  * may pass; NGX_BUSY: already used; NGX_DECLINED: the zone is full of
- * live records; NGX_ERROR: an internal failure.
+ * live records; NGX_ERROR: an internal failure.  With "pending", the
+ * pending approval of that key is over: its record goes in the same step,
+ * before the mark is made (its room is there for it, and no other request
+ * sees the approval neither pending nor used).
  */
 
 ngx_int_t
 ngx_http_ciba_store_consume(ngx_shm_zone_t *shm_zone, u_char *hash,
-    time_t expire, time_t *retry_after, ngx_log_t *log)
+    u_char *pending, time_t expire, time_t *retry_after, ngx_log_t *log)
 {
     time_t                   now;
     ngx_int_t                rc;
@@ -347,6 +365,14 @@ ngx_http_ciba_store_consume(ngx_shm_zone_t *shm_zone, u_char *hash,
     ngx_shmtx_lock(&zone->shpool->mutex);
 
     ngx_http_ciba_expire(zone, now, 2);
+
+    if (pending) {
+        rec = ngx_http_ciba_lookup(zone->sh, pending);
+
+        if (rec && rec->kind == NGX_HTTP_CIBA_REC_PENDING) {
+            ngx_http_ciba_remove(zone, rec);
+        }
+    }
 
     rec = ngx_http_ciba_lookup(zone->sh, hash);
 
@@ -396,8 +422,7 @@ static ngx_http_ciba_record_t *
 ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire,
     ngx_uint_t kind, size_t len)
 {
-    ngx_queue_t             *q, *queue;
-    ngx_http_ciba_record_t  *rec, *head, *tail, *r;
+    ngx_http_ciba_record_t  *rec;
 
     rec = ngx_slab_alloc_locked(zone->shpool,
                                 ngx_http_ciba_record_size(len ? len : 1));
@@ -422,6 +447,23 @@ ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire,
         return rec;
     }
 
+    ngx_http_ciba_enqueue(zone, rec);
+
+    return rec;
+}
+
+
+/* puts a record in the expiry queue, at the place of its expiry */
+
+static void
+ngx_http_ciba_enqueue(ngx_http_ciba_zone_t *zone, ngx_http_ciba_record_t *rec)
+{
+    time_t                   expire;
+    ngx_queue_t             *q, *queue;
+    ngx_http_ciba_record_t  *head, *tail, *r;
+
+    expire = rec->expire;
+
     /*
      * keep the queue ordered by expiry, latest at the head; a new record
      * is nearly always the latest, and a short-lived one is found from
@@ -432,7 +474,7 @@ ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire,
 
     if (ngx_queue_empty(queue)) {
         ngx_queue_insert_head(queue, &rec->queue);
-        goto done;
+        return;
     }
 
     head = ngx_queue_data(ngx_queue_head(queue), ngx_http_ciba_record_t,
@@ -442,7 +484,7 @@ ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire,
 
     if (expire >= head->expire) {
         ngx_queue_insert_head(queue, &rec->queue);
-        goto done;
+        return;
     }
 
     if (expire - tail->expire < head->expire - expire) {
@@ -461,7 +503,7 @@ ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire,
         }
 
         ngx_queue_insert_after(q, &rec->queue);
-        goto done;
+        return;
     }
 
     /* from the head: before the first record that expires no later */
@@ -478,10 +520,6 @@ ngx_http_ciba_insert(ngx_http_ciba_zone_t *zone, u_char *hash, time_t expire,
     }
 
     ngx_queue_insert_tail(q, &rec->queue);
-
-done:
-
-    return rec;
 }
 
 
@@ -1086,12 +1124,12 @@ ngx_http_ciba_pending_begin(ngx_shm_zone_t *shm_zone, u_char *key,
     }
 
     rec = ngx_http_ciba_insert(zone, key, expire, NGX_HTTP_CIBA_REC_PENDING,
-                               sizeof(ngx_http_ciba_pending_data_t));
+                               NGX_HTTP_CIBA_PENDING_ROOM);
     if (rec == NULL) {
         ngx_http_ciba_expire(zone, now, 0);
         rec = ngx_http_ciba_insert(zone, key, expire,
                                    NGX_HTTP_CIBA_REC_PENDING,
-                                   sizeof(ngx_http_ciba_pending_data_t));
+                                   NGX_HTTP_CIBA_PENDING_ROOM);
     }
 
     if (rec == NULL) {
@@ -1124,6 +1162,36 @@ full:
                   "approval", &shm_zone->shm.name);
 
     return NGX_ABORT;
+}
+
+
+/*
+ * The seconds until the zone's earliest record expires, when there is room
+ * again (the Retry-After of a zone_full refusal); 5 when it holds none.
+ */
+
+time_t
+ngx_http_ciba_store_retry_after(ngx_shm_zone_t *shm_zone)
+{
+    time_t                   now, wait;
+    ngx_http_ciba_zone_t    *zone;
+    ngx_http_ciba_record_t  *rec;
+
+    zone = shm_zone->data;
+    now = ngx_time();
+    wait = 5;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    if (!ngx_queue_empty(&zone->sh->queue)) {
+        rec = ngx_queue_data(ngx_queue_last(&zone->sh->queue),
+                             ngx_http_ciba_record_t, queue);
+        wait = ngx_max(rec->expire - now, 1);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return wait;
 }
 
 
@@ -1161,7 +1229,20 @@ ngx_http_ciba_pending_set(ngx_shm_zone_t *shm_zone, u_char *key,
 
     opd = (ngx_http_ciba_pending_data_t *) old->data;
 
-    /* a new record takes the old one's place, and its count */
+    if (len <= old->len) {
+
+        /* it fits (nearly always: see NGX_HTTP_CIBA_PENDING_ROOM) */
+
+        rec = old;
+
+        ngx_queue_remove(&rec->queue);
+        rec->expire = p->expire;
+        ngx_http_ciba_enqueue(zone, rec);
+
+        goto fill;
+    }
+
+    /* a larger record takes the old one's place, and its count */
 
     old->kind = NGX_HTTP_CIBA_REC_USED;
     ngx_rbtree_delete(&zone->sh->rbtree, &old->node);
@@ -1183,10 +1264,19 @@ ngx_http_ciba_pending_set(ngx_shm_zone_t *shm_zone, u_char *key,
         return NGX_ABORT;
     }
 
+    pd = (ngx_http_ciba_pending_data_t *) rec->data;
+    ngx_memcpy(pd->subject, opd->subject, 32);
+
+    /* the old record leaves without touching the count */
+    ngx_queue_remove(&old->queue);
+    ngx_slab_free_locked(zone->shpool, old);
+    zone->sh->count--;
+
+fill:
+
     rec->state = (u_char) p->state;
 
     pd = (ngx_http_ciba_pending_data_t *) rec->data;
-    ngx_memcpy(pd->subject, opd->subject, 32);
     pd->approval_expire = p->expire;
     pd->next_poll = p->next_poll;
     pd->interval = p->interval;
@@ -1198,12 +1288,11 @@ ngx_http_ciba_pending_set(ngx_shm_zone_t *shm_zone, u_char *key,
     d = rec->data + sizeof(ngx_http_ciba_pending_data_t);
     d = ngx_cpymem(d, p->handle.data, p->handle.len);
     d = ngx_cpymem(d, p->auth_req_id.data, p->auth_req_id.len);
-    ngx_memcpy(d, p->token.data, p->token.len);
 
-    /* the old record leaves without touching the count */
-    ngx_queue_remove(&old->queue);
-    ngx_slab_free_locked(zone->shpool, old);
-    zone->sh->count--;
+    /* most have no token: memcpy() from NULL is undefined, even of 0 */
+    if (p->token.len) {
+        ngx_memcpy(d, p->token.data, p->token.len);
+    }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 

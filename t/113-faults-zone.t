@@ -18,11 +18,10 @@
 # - then short-lived token records fill the zone: pending approvals are
 #   refused until those records expire (3 s), then asked again.
 #
-# Two TODO tests record known deviations: the refusal of a new approval
-# says Retry-After 5 (README: the seconds until the earliest record
-# expires), and at the edge of fullness the AS can be asked before the
-# pending record turns out not to fit (its placeholder is smaller), so
-# the human is prompted for an approval that nginx drops.
+# Also: the refusal of a new approval says Retry-After = the seconds
+# until the earliest record expires, and the AS is asked only for
+# approvals the zone keeps (the placeholder has room for the answer), so a
+# refused approval and its retries never prompt the human.
 #
 # nginx on TEST_NGINX_SERVER_PORT (2 workers, a 32k zone), the mock AS on
 # the next port.
@@ -202,10 +201,7 @@ is(scalar keys %answers, 2, 'every answer was "asked" until the first 503')
 
 my $ra = zone_full_ok($first_full->[1], 'the first approval refused',
                       $LONG_LIFE);
-TODO: {
-    local $TODO = 'a zone_full refusal of a new approval says Retry-After '
-                  . '5, not the seconds until the earliest record expires '
-                  . '(README "Answers")';
+{
     my $want = first_expiry_in($pending_expire);
     ok(abs($ra - $want) <= 1, "Retry-After says when the first pending "
                               . "record goes ($want s), got $ra");
@@ -221,10 +217,7 @@ TODO: {
 
 my $asked = as_count('/bc-authorize');
 diag "backchannel requests: $asked for $pending pending approvals";
-TODO: {
-    local $TODO = 'the AS is asked before the zone turns out too full for '
-                  . 'the pending record (the placeholder is smaller): the '
-                  . 'human is prompted for an approval that is dropped';
+{
     is($asked, $pending, 'the AS was asked only for approvals that were kept');
 }
 cmp_ok($asked - $pending, '<=', 1, 'at most the refused approval asked the AS');
@@ -236,9 +229,7 @@ cmp_ok($asked - $pending, '<=', 1, 'at most the refused approval asked the AS');
     zone_full_ok(ciba($first_full->[0]), "the refused approval, retry $_",
                  $LONG_LIFE) for 1 .. 2;
     my $after = grep { $_->{form}{login_hint} eq $u } as_reqs('/bc-authorize');
-    TODO: {
-        local $TODO = 'each retry of a refused approval can prompt the '
-                      . 'human again';
+    {
         is($after - $before, 0, 'the retries did not ask the AS');
     }
     diag "two retries of the refused approval: @{[ $after - $before ]} "

@@ -21,6 +21,8 @@
  *         (CIBA poll mode against the mock AS, which never approves),
  *         /njs/ (the njs peer), /ext/ (auth_request to the jose validator)
  *   mem   zone fills (1m and 2m zones) for the memory figures
+ * and then base, off and main once more, each as one process under
+ * valgrind's callgrind, for exact instruction counts per request.
  *
  * Environment:
  *   BENCH_DURATION     seconds per run (default 10)
@@ -31,6 +33,8 @@
  *   BENCH_OUT          output directory (default build/bench)
  *   BENCH_ONLY         comma-separated variant ids (development)
  *   BENCH_SKIP_MEMORY  1: no zone fills
+ *   BENCH_CALLGRIND    0: no instruction counts under valgrind
+ *   BENCH_NICE         niceness of the measured processes (default 0)
  *   CIBA_NGINX         nginx binary (default /usr/sbin/nginx)
  *   CIBA_MODULE        the module (default build/ngx_http_ciba_module.so)
  *   NJS_MODULE         default /usr/lib/nginx/modules/ngx_http_js_module.so
@@ -91,6 +95,7 @@ const CFG = {
     only: (process.env.BENCH_ONLY || '').split(',').filter(Boolean),
     skipMemory: process.env.BENCH_SKIP_MEMORY === '1',
     nice: Number(process.env.BENCH_NICE || 0),
+    callgrind: process.env.BENCH_CALLGRIND !== '0',
     nginx: process.env.CIBA_NGINX || process.env.NGINX_BIN
            || '/usr/sbin/nginx',
     module: resolve(process.env.CIBA_MODULE
@@ -1066,6 +1071,179 @@ async function memoryFill(keys, kind, size) {
 }
 
 
+/* ---- instructions per request (callgrind) ------------------------------- */
+
+/*
+ * The same configurations run by one nginx process under valgrind's
+ * callgrind: the instructions executed in user space per request, exact
+ * and independent of what else runs on the machine (the kernel's work,
+ * most of a proxied request's cost, is not counted).
+ */
+async function startCallgrind(name, src, port) {
+    const root = join(RUN, `cg-${name}`);
+    rmSync(root, { recursive: true, force: true });
+    for (const d of ['conf', 'logs', 'client_body_temp', 'proxy_temp',
+                     'fastcgi_temp', 'uwsgi_temp', 'scgi_temp']) {
+        mkdirSync(join(root, d), { recursive: true });
+    }
+    for (const f of ['peer.js', 'bench_keys.js']) {
+        if (existsSync(join(src, 'conf', f))) {
+            copyFileSync(join(src, 'conf', f), join(root, 'conf', f));
+        }
+    }
+    const text = readFileSync(join(src, 'conf/nginx.conf'), 'utf8')
+        .replace('master_process on;', 'master_process off;')
+        .replaceAll(`${src}/`, `${root}/`);
+    const conf = join(root, 'conf/nginx.conf');
+    writeFileSync(conf, text);
+    const out = join(root, 'callgrind.out');
+    const args = ['--tool=callgrind', `--callgrind-out-file=${out}`,
+                  CFG.nginx, '-p', `${root}/`, '-c', conf,
+                  '-e', join(root, 'logs/error.log')];
+    const p = startChild(`callgrind ${name}`, 'valgrind', args, {
+        stopSignal: 'SIGQUIT', stderr: 'ignore' });
+    if (!await waitPort(port, p, 60000)) {
+        await stopChild(p);
+        throw new Error(`nginx under callgrind (${name}) did not start`);
+    }
+    p.root = root;
+    p.startedAt = Date.now();
+    p.cgOut = out;
+    p.dumps = 0;
+    const c = shown('valgrind', args);
+    if (!commands.includes(c)) {
+        commands.push(c);
+    }
+    return p;
+}
+
+/* sends n requests (4 at a time); returns the statuses */
+async function sendMany(n, send) {
+    let i = 0;
+    const statuses = {};
+    const one = async () => {
+        while (i < n) {
+            const r = await send(i++);
+            statuses[r.status] = (statuses[r.status] ?? 0) + 1;
+        }
+    };
+    await Promise.all([one(), one(), one(), one()]);
+    return statuses;
+}
+
+async function cgMeasure(inst, id, n, send, expect, verifyFn) {
+    run('callgrind_control', ['-z', String(inst.pid)],
+        { stdio: ['ignore', 'ignore', 'ignore'] });
+    const statuses = await sendMany(n, send);
+    run('callgrind_control', ['-d', id, String(inst.pid)],
+        { stdio: ['ignore', 'ignore', 'ignore'] });
+    const file = `${inst.cgOut}.${++inst.dumps}`;
+    let text = '';
+    for (let t = 0; t < 100; t++) {
+        text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+        if (/^(summary|totals): [0-9]+/m.test(text)) {
+            break;
+        }
+        await sleep(100);
+    }
+    const m = /^(?:summary|totals): ([0-9]+)/m.exec(text);
+    check(m !== null, `callgrind ${id}: no totals in ${file}`);
+    check((statuses[String(expect)] ?? 0) === n, `callgrind ${id}: expected `
+          + `${n} x ${expect}, got ${JSON.stringify(statuses)}`);
+    const r = { id, requests: n, instructions: m ? Number(m[1]) / n : NaN,
+                statuses };
+    if (verifyFn) {
+        /* the verify's own instructions, from the inclusive profile */
+        const ann = spawnSync('callgrind_annotate', ['--inclusive=yes',
+            '--threshold=100', file], { encoding: 'utf8',
+                                        maxBuffer: 64 << 20 }).stdout || '';
+        const line = ann.split('\n').find((l) =>
+            new RegExp(`:${verifyFn} \\[`).test(l));
+        r.verify_fn = verifyFn;
+        r.verify_instructions = line
+            ? Number(line.trim().split(/\s+/)[0].replace(/,/g, '')) / n : NaN;
+        check(r.verify_instructions > 0, `callgrind ${id}: ${verifyFn} `
+              + 'never ran');
+    }
+    log(`callgrind ${id}: ${f0(r.instructions)} instructions/request`
+        + (verifyFn ? ` (${verifyFn}: ${f0(r.verify_instructions)})` : ''));
+    return r;
+}
+
+async function callgrindPhase(keys, state) {
+    const out = [];
+    const N = 1000;
+    const NT = 300;
+
+    for (const [id, src, port] of [['base', 'base', PORT.base],
+                                   ['off', 'off', PORT.off]]) {
+        const p = await startCallgrind(id, join(RUN, src), port);
+        const send = () => benchRequest(port, 'api');
+        await sendMany(100, send);
+        out.push(await cgMeasure(p, id, N, send, 200));
+        await stopChild(p, 30000);
+    }
+
+    const p = await startCallgrind('main', join(RUN, 'main'), PORT.main);
+    const M = PORT.main;
+    await afterLeeway(p);
+
+    const toks = {};
+    for (const [alg, prefix] of [['ES256', 'es'], ['RS256', 'rs']]) {
+        const t = await mint(keys, alg, NT + 50, prefix);
+        toks[alg] = readFileSync(t.file, 'utf8').trim().split('\n');
+    }
+    /* issued after this zone's start, or refused as issued before it */
+    const fresh = async (extra) => readFileSync((await mint(keys, 'ES256',
+        1000, 'es', extra)).file, 'utf8').trim().split('\n');
+    const mal = readFileSync(state.malformedFile, 'utf8').trim().split('\n');
+    const rep = await fresh({});
+    const forged = await fresh({ corrupt: true });
+
+    /* warm up, make the pending approval, use the replay set once */
+    await sendMany(100, () => benchRequest(M, 'api'));
+    const first = await benchRequest(M, 'pend', { 'X-User': USER });
+    const handle = first.json && first.json.approval_handle;
+    check(typeof handle === 'string', 'callgrind: a pending approval');
+    const used = await sendMany(rep.length, (i) => benchRequest(M, 'es',
+        { 'Approval-Token': rep[i] }));
+    check(used['200'] === rep.length, 'callgrind: the replay set admitted '
+          + `once: ${JSON.stringify(used)}`);
+    await sendMany(50, (i) => benchRequest(M, 'es',
+        { 'Approval-Token': toks.ES256[NT + i] }));
+    await sendMany(50, (i) => benchRequest(M, 'rs',
+        { 'Approval-Token': toks.RS256[NT + i] }));
+
+    out.push(await cgMeasure(p, 'nothit', N, () => benchRequest(M, 'api'),
+                             200));
+    out.push(await cgMeasure(p, 'pend_handle', N, () => benchRequest(M, 'pend',
+        { 'X-User': USER, 'Approval-Handle': handle }), 401));
+    out.push(await cgMeasure(p, 'pend_bare', N, () => benchRequest(M, 'pend',
+        { 'X-User': USER }), 401));
+    out.push(await cgMeasure(p, 'es256', NT, (i) => benchRequest(M, 'es',
+        { 'Approval-Token': toks.ES256[i] }), 200, 'ECDSA_do_verify'));
+    out.push(await cgMeasure(p, 'rs256', NT, (i) => benchRequest(M, 'rs',
+        { 'Approval-Token': toks.RS256[i] }), 200, 'RSA_verify'));
+    out.push(await cgMeasure(p, 'malformed', N, (i) => benchRequest(M, 'es',
+        { 'Approval-Token': mal[i % mal.length] }), 401));
+    out.push(await cgMeasure(p, 'replayed', N, (i) => benchRequest(M, 'es',
+        { 'Approval-Token': rep[i % rep.length] }), 403));
+    out.push(await cgMeasure(p, 'forged', NT, (i) => benchRequest(M, 'es',
+        { 'Approval-Token': forged[i % forged.length] }), 401,
+                             'ECDSA_do_verify'));
+    await stopChild(p, 30000);
+
+    const base = out.find((x) => x.id === 'base').instructions;
+    for (const x of out) {
+        x.added = x.instructions - base;
+        if (x.verify_fn) {
+            x.added_over_verify = x.added / x.verify_instructions;
+        }
+    }
+    return out;
+}
+
+
 /* ---- the report ----------------------------------------------------------------- */
 
 function f0(x) {
@@ -1288,6 +1466,28 @@ function markdown(R) {
            + `${R.as.token} token request(s) over `
            + `${f0(R.as.pending_answers)} pending answers`);
     L.push('');
+
+    if (R.callgrind) {
+        const lab = Object.fromEntries(rows.map((x) => [x.id, x.label]));
+        L.push('## Instructions per request (callgrind)', '');
+        L.push('One nginx process under valgrind --tool=callgrind, the same '
+               + 'configurations: instructions executed in user space per '
+               + 'request, exact and independent of the machine\'s load. '
+               + 'The kernel\'s share (the sockets: most of a proxied '
+               + 'request\'s time) is not counted, so compare the added '
+               + 'instructions, not ratios.', '');
+        L.push('| figure | instructions/request | added vs baseline '
+               + '| signature verify | added / verify |');
+        L.push('|---|---:|---:|---:|---:|');
+        for (const x of R.callgrind) {
+            L.push(`| ${lab[x.id] ?? x.id} | ${f0(x.instructions)} | `
+                   + `${x.id === 'base' ? '–' : f0(x.added)} | `
+                   + `${x.verify_fn ? `${f0(x.verify_instructions)} `
+                      + `(${x.verify_fn})` : '–'} | `
+                   + `${x.verify_fn ? f2(x.added_over_verify) + 'x' : '–'} |`);
+        }
+        L.push('');
+    }
 
     if (R.memory) {
         L.push('## Zone memory', '');
@@ -1565,6 +1765,14 @@ async function main() {
     await stopChild(ngMain);
     await stopChild(validator);
 
+    let callgrind = null;
+    if (CFG.callgrind && spawnSync('valgrind', ['--version']).status !== 0) {
+        log('no valgrind (make deps installs it): no instruction counts');
+    } else if (CFG.callgrind) {
+        log('instructions per request under callgrind');
+        callgrind = await callgrindPhase(keys, state);
+    }
+
     /* single use accounting */
     const approved = runs.filter((r) => r.variant === 'es256'
                                  || r.variant === 'rs256');
@@ -1638,6 +1846,7 @@ async function main() {
         single_use: single,
         as: asCounts,
         memory,
+        callgrind,
         problems,
         targets: Object.values(summary).filter((s) => s.met !== undefined)
             .map((s) => ({ id: s.id, target: s.target, met: s.met,

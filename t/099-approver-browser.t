@@ -399,7 +399,11 @@ sub item_ok {
     is $f->{actions}, 'refund', "$name: page: the action";
     is $f->{method}, 'POST', "$name: page: the method";
     is $f->{path}, $path, "$name: page: the path";
-    is $f->{locations}, "http://localhost$path", "$name: page: the URL";
+    # "locations" are URIs: the path escaped again as nginx's
+    # ngx_escape_uri(NGX_ESCAPE_URI) does
+    (my $uri = $path) =~ s{([\x00-\x20"#%<>?\\^`{|}\x7f-\xff])}
+                          {sprintf '%%%02X', ord $1}ge;
+    is $f->{locations}, "http://localhost$uri", "$name: page: the URL";
     is $f->{identifier}, $r->{json}{action_digest},
         "$name: page: the action digest";
     is_deeply $it->{buttons}, ['approve:enabled', 'deny:enabled'],

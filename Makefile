@@ -7,6 +7,8 @@
 #   make demo            the whole product on loopback (tools/demo.sh):
 #                        dev AS, tool API, nginx + module, a round trip
 #   make run             the tokens-only demo (tools/run-demo.sh), no AS
+#   make check           the README's test command, and CI's: make test,
+#                        then make test-nginx-upstream
 #   make test [T=t/x.t]  the Test::Nginx suite against the stock nginx
 #   make test-valgrind   the same, nginx running under valgrind
 #   make asan            the same against an ASan nginx (module static)
@@ -101,6 +103,14 @@ test: deps module
 	@TEST_NGINX_BINARY='$(NGINX_BIN)' \
 	 TEST_NGINX_LOAD_MODULES='$(CURDIR)/$(MODULE_SO)' \
 	 $(TEST_ENV) tools/build/run-tests.sh $(T)
+
+# The whole suite against the stock nginx, then against upstream nginx
+# built from source (one after the other: a few test files use fixed
+# ports).  The README's test command, and what CI runs (.ci/run).
+.PHONY: check
+check:
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory test-nginx-upstream
 
 # The same with every nginx run under valgrind (--vgdb=no: workers that
 # drop root cannot unlink the vgdb pipes and valgrind would say so).

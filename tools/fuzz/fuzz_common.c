@@ -14,6 +14,7 @@
 #include <openssl/pem.h>
 #include <openssl/ecdsa.h>
 #include <openssl/rsa.h>
+#include <openssl/crypto.h>
 
 
 #ifndef NGX_HTTP_CIBA_FUZZ_KEYS
@@ -43,6 +44,8 @@ static ngx_int_t ngx_http_ciba_fuzz_body_filter(ngx_http_request_t *r,
 static EVP_PKEY *ngx_http_ciba_fuzz_read_key(const char *name);
 static ngx_int_t ngx_http_ciba_fuzz_sig(ngx_str_t *alg, ngx_str_t *kid,
     u_char *input, size_t len, u_char *sig, size_t *siglen);
+static ngx_int_t ngx_http_ciba_fuzz_pick(ngx_str_t *alg, EVP_PKEY **pkey,
+    const EVP_MD **digest, const char **hname);
 
 
 static ngx_log_t                 ngx_http_ciba_fuzz_log_s;
@@ -830,35 +833,8 @@ ngx_http_ciba_fuzz_sig(ngx_str_t *alg, ngx_str_t *kid, u_char *input,
     EVP_PKEY_CTX  *pctx;
     const EVP_MD  *digest;
 
-#define ngx_http_ciba_fuzz_alg_is(name)                                      \
-    (alg->len == sizeof(name) - 1                                            \
-     && ngx_strncmp(alg->data, name, sizeof(name) - 1) == 0)
-
-    digest = EVP_sha256();
-    hname = "SHA256";
-    pkey = NULL;
-
-    if (ngx_http_ciba_fuzz_alg_is("HS384")) {
-        hname = "SHA384";
-
-    } else if (ngx_http_ciba_fuzz_alg_is("HS512")) {
-        hname = "SHA512";
-
-    } else if (ngx_http_ciba_fuzz_alg_is("ES256")) {
-        pkey = ngx_http_ciba_fuzz_ec;
-
-    } else if (ngx_http_ciba_fuzz_alg_is("RS256")
-               || ngx_http_ciba_fuzz_alg_is("PS256"))
-    {
-        pkey = ngx_http_ciba_fuzz_rsa;
-
-    } else if (ngx_http_ciba_fuzz_alg_is("RS512")) {
-        pkey = ngx_http_ciba_fuzz_rsa;
-        digest = EVP_sha512();
-
-    } else if (ngx_http_ciba_fuzz_alg_is("EdDSA")) {
-        pkey = ngx_http_ciba_fuzz_ed;
-        digest = NULL;
+    if (ngx_http_ciba_fuzz_pick(alg, &pkey, &digest, &hname) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     (void) kid;
@@ -889,7 +865,7 @@ ngx_http_ciba_fuzz_sig(ngx_str_t *alg, ngx_str_t *kid, u_char *input,
         goto done;
     }
 
-    if (ngx_http_ciba_fuzz_alg_is("PS256")
+    if (alg->len == 5 && ngx_strncmp(alg->data, "PS256", 5) == 0
         && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1
             || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST)
                != 1))
@@ -931,6 +907,163 @@ done:
     EVP_MD_CTX_free(md);
 
     return rc;
+}
+
+
+/* the test key and hash of an algorithm; none: the HMAC key */
+
+static ngx_int_t
+ngx_http_ciba_fuzz_pick(ngx_str_t *alg, EVP_PKEY **pkey,
+    const EVP_MD **digest, const char **hname)
+{
+#define ngx_http_ciba_fuzz_alg_is(name)                                      \
+    (alg->len == sizeof(name) - 1                                            \
+     && ngx_strncmp(alg->data, name, sizeof(name) - 1) == 0)
+
+    *digest = EVP_sha256();
+    *hname = "SHA256";
+    *pkey = NULL;
+
+    if (ngx_http_ciba_fuzz_alg_is("HS384")) {
+        *hname = "SHA384";
+
+    } else if (ngx_http_ciba_fuzz_alg_is("HS512")) {
+        *hname = "SHA512";
+
+    } else if (ngx_http_ciba_fuzz_alg_is("ES256")) {
+        *pkey = ngx_http_ciba_fuzz_ec;
+
+    } else if (ngx_http_ciba_fuzz_alg_is("RS256")
+               || ngx_http_ciba_fuzz_alg_is("PS256"))
+    {
+        *pkey = ngx_http_ciba_fuzz_rsa;
+
+    } else if (ngx_http_ciba_fuzz_alg_is("RS512")) {
+        *pkey = ngx_http_ciba_fuzz_rsa;
+        *digest = EVP_sha512();
+
+    } else if (ngx_http_ciba_fuzz_alg_is("EdDSA")) {
+        *pkey = ngx_http_ciba_fuzz_ed;
+        *digest = NULL;
+    }
+
+    return NGX_OK;
 
 #undef ngx_http_ciba_fuzz_alg_is
+}
+
+
+ngx_int_t
+ngx_http_ciba_fuzz_verify(ngx_pool_t *pool, ngx_str_t *token, ngx_str_t *alg)
+{
+    int            rc;
+    u_char        *dot, mac[EVP_MAX_MD_SIZE], der[256];
+    size_t         len, maclen;
+    BIGNUM        *r, *s;
+    EVP_PKEY      *pkey;
+    ECDSA_SIG     *es;
+    ngx_str_t      src, sig;
+    EVP_MD_CTX    *md;
+    const char    *hname;
+    u_char        *dp;
+    EVP_PKEY_CTX  *pctx;
+    const EVP_MD  *digest;
+
+    dot = NULL;
+
+    for (len = token->len; len; len--) {
+        if (token->data[len - 1] == '.') {
+            dot = token->data + len - 1;
+            break;
+        }
+    }
+
+    if (dot == NULL) {
+        return NGX_DECLINED;
+    }
+
+    src.data = dot + 1;
+    src.len = token->data + token->len - src.data;
+
+    sig.data = ngx_pnalloc(pool, ngx_base64_decoded_length(src.len) + 1);
+    if (sig.data == NULL
+        || ngx_decode_base64url(&sig, &src) != NGX_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    len = dot - token->data;
+
+    if (ngx_http_ciba_fuzz_pick(alg, &pkey, &digest, &hname) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    if (pkey == NULL) {
+        maclen = sizeof(mac);
+
+        if (EVP_Q_mac(NULL, "HMAC", NULL, hname, NULL,
+                      ngx_http_ciba_fuzz_hmac, 64, token->data, len, mac,
+                      maclen, &maclen)
+            == NULL)
+        {
+            return NGX_ERROR;
+        }
+
+        return (maclen == sig.len && CRYPTO_memcmp(mac, sig.data, maclen) == 0)
+               ? NGX_OK : NGX_DECLINED;
+    }
+
+    if (pkey == ngx_http_ciba_fuzz_ec) {
+
+        /* R || S to DER */
+
+        if (sig.len != 64) {
+            return NGX_DECLINED;
+        }
+
+        es = ECDSA_SIG_new();
+        r = BN_bin2bn(sig.data, 32, NULL);
+        s = BN_bin2bn(sig.data + 32, 32, NULL);
+
+        if (es == NULL || r == NULL || s == NULL
+            || ECDSA_SIG_set0(es, r, s) != 1)
+        {
+            ngx_http_ciba_fuzz_fail(__FILE__, __LINE__, "ECDSA_SIG");
+        }
+
+        dp = der;
+        rc = i2d_ECDSA_SIG(es, &dp);
+        ECDSA_SIG_free(es);
+
+        if (rc <= 0) {
+            return NGX_ERROR;
+        }
+
+        sig.data = der;
+        sig.len = rc;
+    }
+
+    md = EVP_MD_CTX_new();
+    if (md == NULL) {
+        return NGX_ERROR;
+    }
+
+    pctx = NULL;
+    rc = NGX_DECLINED;
+
+    if (EVP_DigestVerifyInit(md, &pctx, digest, NULL, pkey) == 1
+        && (!(alg->len == 5 && ngx_strncmp(alg->data, "PS256", 5) == 0)
+            || (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING)
+                == 1
+                && EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx,
+                                                    RSA_PSS_SALTLEN_DIGEST)
+                   == 1))
+        && EVP_DigestVerify(md, sig.data, sig.len, token->data, len) == 1)
+    {
+        rc = NGX_OK;
+    }
+
+    EVP_MD_CTX_free(md);
+
+    return rc;
 }

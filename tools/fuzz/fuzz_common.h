@@ -88,6 +88,13 @@ ngx_int_t ngx_http_ciba_fuzz_sign(ngx_pool_t *pool, u_char *header,
     size_t hlen, u_char *payload, size_t plen, ngx_uint_t corrupt,
     ngx_str_t *token);
 
+/*
+ * Verifies a compact JWS independently of libjwt, with the test key of
+ * "alg": NGX_OK, the signature is good; NGX_DECLINED, it is not.
+ */
+ngx_int_t ngx_http_ciba_fuzz_verify(ngx_pool_t *pool, ngx_str_t *token,
+    ngx_str_t *alg);
+
 /* a copy, NUL-terminated, in the pool */
 u_char *ngx_http_ciba_fuzz_dup(ngx_pool_t *pool, const u_char *data,
     size_t len);

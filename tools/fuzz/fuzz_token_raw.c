@@ -13,7 +13,8 @@
  *
  * Checked: the answer is NGX_OK or NGX_DECLINED with a reason; a token
  * that passes names its key and algorithm, was issued by the issuer and
- * is not expired, and its subject is the approver.
+ * is not expired, its subject is the approver, and its signature
+ * verifies with the harness's own code (OpenSSL, not libjwt).
  */
 
 
@@ -100,6 +101,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ngx_http_ciba_fuzz_assert(ctx->approver.data == tok.sub.data
                                   && ctx->approver.len == tok.sub.len,
                                   "the approver is not the subject");
+        ngx_http_ciba_fuzz_assert(ngx_http_ciba_fuzz_verify(r->pool, &raw,
+                                                            &tok.alg)
+                                  == NGX_OK,
+                                  "a valid token whose signature does not "
+                                  "verify (without libjwt)");
 
         if (!(flags & NGX_HTTP_CIBA_TOKEN_FROM_AS)) {
             ngx_http_ciba_fuzz_assert(tok.jti.len > 0

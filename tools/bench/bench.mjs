@@ -35,6 +35,7 @@
  *   BENCH_SKIP_MEMORY  1: no zone fills
  *   BENCH_CALLGRIND    0: no instruction counts under valgrind
  *   BENCH_NICE         niceness of the measured processes (default 0)
+ *   BENCH_KEEP_TOKENS  1: keep the token files (build/bench/run/tokens)
  *   CIBA_NGINX         nginx binary (default /usr/sbin/nginx)
  *   CIBA_MODULE        the module (default build/ngx_http_ciba_module.so)
  *   NJS_MODULE         default /usr/lib/nginx/modules/ngx_http_js_module.so
@@ -1816,6 +1817,11 @@ async function main() {
     }
 
     await stopAll();
+
+    /* hundreds of MB of used tokens: kept only when asked for */
+    if (process.env.BENCH_KEEP_TOKENS !== '1') {
+        rmSync(join(RUN, 'tokens'), { recursive: true, force: true });
+    }
 
     const summary = summarize(vs, runs, verify);
     const peerRatios = {};

@@ -1123,6 +1123,12 @@ ngx_http_ciba_pending_begin(ngx_shm_zone_t *shm_zone, u_char *key,
         }
     }
 
+    /*
+     * counted before the room is made: expiring the subject's last
+     * approvals must not remove the counter this approval goes on
+     */
+    counter->count++;
+
     rec = ngx_http_ciba_insert(zone, key, expire, NGX_HTTP_CIBA_REC_PENDING,
                                NGX_HTTP_CIBA_PENDING_ROOM);
     if (rec == NULL) {
@@ -1133,14 +1139,12 @@ ngx_http_ciba_pending_begin(ngx_shm_zone_t *shm_zone, u_char *key,
     }
 
     if (rec == NULL) {
-        if (counter->count == 0) {
+        if (--counter->count == 0) {
             ngx_http_ciba_remove(zone, counter);
         }
 
         goto full;
     }
-
-    counter->count++;
 
     rec->state = NGX_HTTP_CIBA_PENDING_REQUESTING;
 

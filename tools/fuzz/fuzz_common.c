@@ -33,6 +33,9 @@ ngx_http_ciba_loc_conf_t    *ngx_http_ciba_fuzz_confs[
 u_char                       ngx_http_ciba_fuzz_last_error[
                                             NGX_HTTP_CIBA_FUZZ_ERROR_MAX];
 ngx_str_t                    ngx_http_ciba_fuzz_sent;
+ngx_uint_t                   ngx_http_ciba_fuzz_alerts;
+const char                  *ngx_http_ciba_fuzz_zone_directive =
+                                 "ciba_zone fuzz:256k";
 
 
 static void ngx_http_ciba_fuzz_writer(ngx_log_t *log, ngx_uint_t level,
@@ -72,9 +75,14 @@ static u_char                    ngx_http_ciba_fuzz_hmac[64];
 void
 ngx_http_ciba_fuzz_init(void)
 {
-    ngx_uint_t  i, n;
+    char        *p;
+    ngx_uint_t   i, n;
 
-    ngx_http_ciba_fuzz_verbose = getenv("NGX_CIBA_FUZZ_LOG") != NULL;
+    /* NGX_CIBA_FUZZ_LOG: 1 for the log down to "info", "debug" for all */
+
+    p = getenv("NGX_CIBA_FUZZ_LOG");
+    ngx_http_ciba_fuzz_verbose = (p == NULL) ? 0
+                                 : (ngx_strcmp(p, "debug") == 0) ? 2 : 1;
     ngx_http_ciba_fuzz_keys = getenv("NGX_CIBA_FUZZ_KEYS");
 
     if (ngx_http_ciba_fuzz_keys == NULL) {
@@ -182,7 +190,7 @@ ngx_http_ciba_fuzz_init(void)
 
     ngx_http_ciba_fuzz_set_time(NGX_HTTP_CIBA_FUZZ_EPOCH);
 
-    ngx_http_ciba_fuzz_conf("ciba_zone fuzz:256k",
+    ngx_http_ciba_fuzz_conf(ngx_http_ciba_fuzz_zone_directive,
                             "ciba_handle_key keys/handle.key", NULL);
     ngx_http_ciba_fuzz_zone_init();
 
@@ -303,14 +311,20 @@ ngx_http_ciba_fuzz_writer(ngx_log_t *log, ngx_uint_t level, u_char *buf,
 {
     size_t  n;
 
+    if (level <= NGX_LOG_ALERT) {
+        ngx_http_ciba_fuzz_alerts++;
+    }
+
     if (level <= NGX_LOG_ERR) {
         n = ngx_min(len, NGX_HTTP_CIBA_FUZZ_ERROR_MAX - 1);
         ngx_memcpy(ngx_http_ciba_fuzz_last_error, buf, n);
         ngx_http_ciba_fuzz_last_error[n] = '\0';
     }
 
-    if (ngx_http_ciba_fuzz_verbose) {
-        fprintf(stderr, "%.*s\n", (int) len, buf);
+    if (ngx_http_ciba_fuzz_verbose > 1
+        || (ngx_http_ciba_fuzz_verbose && level < NGX_LOG_DEBUG))
+    {
+        fprintf(stderr, "%.*s", (int) len, buf);
     }
 }
 
@@ -597,6 +611,7 @@ ngx_http_ciba_fuzz_request(ngx_http_ciba_loc_conf_t *clcf)
     ngx_http_request_t  *r;
 
     ngx_http_ciba_fuzz_last_error[0] = '\0';
+    ngx_http_ciba_fuzz_alerts = 0;
     ngx_str_null(&ngx_http_ciba_fuzz_sent);
 
     pool = ngx_create_pool(4096, ngx_http_ciba_fuzz_log);
@@ -686,6 +701,14 @@ void
 ngx_http_ciba_fuzz_free(ngx_http_request_t *r)
 {
     ngx_destroy_pool(r->pool);
+
+    /* "alert" and worse: an internal failure, never the input's fault */
+
+    if (ngx_http_ciba_fuzz_alerts) {
+        fprintf(stderr, "fuzz harness: logged at \"alert\" or worse: %s\n",
+                ngx_http_ciba_fuzz_last_error);
+        abort();
+    }
 }
 
 

@@ -47,6 +47,12 @@ extern ngx_log_t                   *ngx_http_ciba_fuzz_log;
 extern ngx_http_ciba_main_conf_t   *ngx_http_ciba_fuzz_cmcf;
 extern ngx_http_ciba_loc_conf_t    *ngx_http_ciba_fuzz_confs[];
 
+/* the zone's directive; a target may set another before the init */
+extern const char                  *ngx_http_ciba_fuzz_zone_directive;
+
+/* messages at "alert" or worse since the request was made */
+extern ngx_uint_t                   ngx_http_ciba_fuzz_alerts;
+
 
 /* once, from LLVMFuzzerInitialize() */
 void ngx_http_ciba_fuzz_init(void);
@@ -74,7 +80,10 @@ ngx_http_ciba_loc_conf_t *ngx_http_ciba_fuzz_conf(const char *directive,
 char *ngx_http_ciba_fuzz_directive(ngx_pool_t *pool,
     ngx_http_ciba_loc_conf_t *clcf, ngx_str_t *args, ngx_uint_t n);
 
-/* a request of its own pool; free it with ngx_http_ciba_fuzz_free() */
+/*
+ * A request of its own pool; free it with ngx_http_ciba_fuzz_free(), which
+ * fails when a message at "alert" or worse was logged meanwhile.
+ */
 ngx_http_request_t *ngx_http_ciba_fuzz_request(ngx_http_ciba_loc_conf_t *clcf);
 ngx_http_ciba_ctx_t *ngx_http_ciba_fuzz_ctx(ngx_http_request_t *r);
 void ngx_http_ciba_fuzz_free(ngx_http_request_t *r);

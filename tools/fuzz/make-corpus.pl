@@ -386,4 +386,57 @@ for my $name (sort keys %bind) {
     seed('binding', $name, chr($max) . chr($flags) . join("\0", @f));
 }
 
+# ---- store: operations of 4 bytes (fuzz_store.c): opcode, a, b, c
+
+sub ops { return join '', map { pack 'C4', @$_ } @_ }
+
+seed('store', 'flow-poll', ops(
+    [ 0, 0, 0, 203 ],       # begin K0 for S0 (max 4), expires in 203 s
+    [ 1, 16, 1, 60 ],       # the AS's answer: waiting, areq-1
+    [ 3, 0, 1, 0 ],         # poll with areq-1
+    [ 3, 0, 1, 0 ],         # too early
+    [ 13, 6, 0, 0 ],        # 6 s later
+    [ 3, 0, 1, 0 ],         # poll again
+    [ 4, 0, 0, 0x85 ],      # slow_down: interval 0x85 % 6 + 1, 5 s
+    [ 6, 0, 0x80, 100 ],    # consumed, with the pending record
+    [ 6, 0, 0x80, 100 ],    # a replay
+));
+seed('store', 'flow-ping-push', ops(
+    [ 0, 1, 1, 203 ],
+    [ 1, 16, 1, 60 ],
+    [ 8, 1, 1, 2 ],         # notification record: areq-1, token of 3
+    [ 9, 0, 1, 2 ],         # the ping, right token
+    [ 9, 0, 1, 1 ],         # a wrong token
+    [ 11, 3, 1, 20 ],       # a pushed token of 212 bytes
+    [ 11, 3, 1, 20 ],       # pushed again: kept once
+    [ 12, 0, 1, 0 ],        # taken
+    [ 12, 0, 1, 0 ],        # not twice
+    [ 10, 0, 1, 0 ],        # the notification removed
+    [ 5, 1, 0, 0 ],         # abandon: not while waiting
+));
+seed('store', 'full', ops(
+    (map { [ 0, $_, $_ % 4, 255 ] } 0 .. 7),
+    (map { [ 11, 200, $_, 250 ] } 0 .. 3),
+    (map { [ 6, $_, 0, 2 ] } 0 .. 7),
+    [ 1, 0x30, 0xf1, 0xff ],    # a large answer: a new, larger record
+    [ 13, 255, 0, 0 ],
+    [ 0, 0, 0, 3 ],
+));
+
+# the input of t/085-fuzz-regressions.t's first case: in a full zone, the
+# room for alice's new approval came from her expired one, whose removal
+# took her counter away (found while writing the store target, caught by
+# its checks)
+seed('store', 'regression-counter-freed', ops(
+    [ 6, 1, 0, 1 ],         # consume H1, expires in 1 s
+    [ 6, 2, 0, 1 ],         # consume H2, expires in 1 s
+    [ 0, 0, 0, 2 ],         # begin K0 for S0, max 3, expires in 2 s
+    (map { [ 0, $_, 1, 203 ] } 2 .. 5),     # K2-K5 for S1, long-lived
+    (map { [ 0, $_, 2, 203 ] } 6, 7),       # K6, K7 for S2
+    [ 11, 4, 1, 44 ],       # a pushed token of 300 bytes: the last chunk
+    [ 11, 200, 0, 200 ],    # a pushed token: the rest of the zone
+    [ 13, 5, 0, 0 ],        # 5 s later: H1, H2, K0 expired
+    [ 0, 1, 0, 3 ],         # begin K1 for S0
+));
+
 print "seeds written to $OUT\n";

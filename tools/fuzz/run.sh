@@ -40,6 +40,7 @@ max_len() {
         handle)       echo 4200 ;;    # handles: at most 4096
         callback)     echo 5000 ;;    # bodies: at most 4096
         binding)      echo 1024 ;;
+        store)        echo 1024 ;;    # 256 operations
         *)            echo 4096 ;;
     esac
 }

@@ -7,7 +7,8 @@
  * the clock moving on.  The zone is small (32k), so that it runs full and
  * the paths that make room run too.
  *
- * Input: operations, each an opcode byte and three argument bytes.
+ * Input: operations, each an opcode byte and three argument bytes; one
+ * of them fills the zone (pushed tokens, largest first, until none fits).
  *
  * Checked after every operation, by walking the zone's structures: the
  * tree holds the zone's count of records; the expiry queue is ordered and
@@ -63,6 +64,35 @@ ngx_http_ciba_fuzz_areq(ngx_uint_t i, ngx_str_t *s)
 
     s->data = areqs[i % 4];
     s->len = 6;
+}
+
+
+/* pushed tokens of decreasing sizes until the zone has room for none */
+
+static ngx_int_t
+ngx_http_ciba_fuzz_fill(ngx_shm_zone_t *shm, time_t expire, ngx_log_t *log)
+{
+    u_char       id[32];
+    ngx_int_t    rc;
+    ngx_str_t    areq, token;
+    ngx_uint_t   i, n;
+    static size_t  sizes[] = { 16000, 4000, 1000, 400, 100, 10, 1 };
+
+    n = 0;
+
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        do {
+            areq.data = id;
+            areq.len = ngx_sprintf(id, "fill-%ui", n++) - id;
+            token.data = ngx_http_ciba_fuzz_big;
+            token.len = sizes[i];
+
+            rc = ngx_http_ciba_pushed_put(shm, &areq, &token, expire, log);
+
+        } while (rc == NGX_OK && n < 10000);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -231,7 +261,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ngx_str_null(&empty);
 
     for (i = 0; i + 4 <= size; i += 4) {
-        op = data[i] % 15;
+        op = data[i] % 16;
         a = data[i + 1];
         b = data[i + 2];
         c = data[i + 3];
@@ -345,6 +375,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         case 13:
             ngx_http_ciba_fuzz_set_time(now + a);
+            break;
+
+        case 14:
+            rc = ngx_http_ciba_fuzz_fill(shm, now + c, r->connection->log);
             break;
 
         default:

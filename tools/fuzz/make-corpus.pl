@@ -25,7 +25,7 @@ use Digest::SHA qw(sha256);
 use File::Basename qw(dirname);
 use File::Path qw(make_path remove_tree);
 use JSON::PP ();
-use MIME::Base64 qw(encode_base64url decode_base64url);
+use MIME::Base64 qw(encode_base64url decode_base64url decode_base64);
 
 my $DIR  = dirname(__FILE__);
 my $KEYS = "$DIR/keys";
@@ -438,5 +438,10 @@ seed('store', 'regression-counter-freed', ops(
     [ 13, 5, 0, 0 ],        # 5 s later: H1, H2, K0 expired
     [ 0, 1, 0, 3 ],         # begin K1 for S0
 ));
+
+# the same, as the store target found it by itself in the code before the
+# fix (71077 inputs, with its "fill" operation)
+seed('store', 'regression-counter-freed-fuzzed', decode_base64(
+    'WCXLAB7J1AAAAAAAAAMAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAALgA3Nzc3Nzc3AAAAAF8ABY0eyQ=='));
 
 print "seeds written to $OUT\n";

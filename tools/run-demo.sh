@@ -11,6 +11,10 @@
 set -euo pipefail
 
 top="$(cd "$(dirname "$0")/.." && pwd)"
+
+# shellcheck source=tools/demo-lib.sh
+. "$top/tools/demo-lib.sh"
+
 port="${CIBA_RUN_PORT:-8080}"
 api_port="$((port + 1))"
 dir="${CIBA_RUN_DIR:-$top/build/run}"
@@ -26,29 +30,10 @@ if [ ! -s "$dir/as.key" ]; then
     openssl pkey -in "$dir/as.key" -pubout -out "$dir/as.pub"
 fi
 
-load=""
-if [ -n "$module" ]; then
-    load="load_module $module;"
-fi
 
-cat > "$dir/conf/nginx.conf" <<CONF
-$load
-worker_processes 2;
-error_log $dir/logs/error.log info;
-pid $dir/logs/nginx.pid;
-events { worker_connections 256; }
-
-http {
-    client_body_temp_path $dir/tmp/body;
-    proxy_temp_path $dir/tmp/proxy;
-    fastcgi_temp_path $dir/tmp/fastcgi;
-    uwsgi_temp_path $dir/tmp/uwsgi;
-    scgi_temp_path $dir/tmp/scgi;
-
-    log_format ciba '\$remote_addr "\$request" \$status '
-                    'decision=\$ciba_decision reason=\$ciba_reason '
-                    'action=\$ciba_action approver=\$ciba_approver '
-                    'jti=\$ciba_jti';
+{
+    demo_nginx_head "$dir" "$module" 'jti=$ciba_jti'
+    cat <<CONF
 
     # records and the zone's start survive a clean restart in this file
     ciba_zone approvals:1m state=$dir/ciba.state;
@@ -80,6 +65,7 @@ http {
     }
 }
 CONF
+} > "$dir/conf/nginx.conf"
 
 stop() {
     if [ -s "$dir/logs/nginx.pid" ]; then

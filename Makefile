@@ -127,7 +127,7 @@ soak: deps module
 	 TEST_NGINX_LOAD_MODULES='$(CURDIR)/$(MODULE_SO)' \
 	 $(TEST_ENV) tools/build/run-tests.sh $(SOAK_T)
 
-# Benchmarks on loopback (ports 20401-20454): the module against a plain
+# Benchmarks on loopback (ports 20401-20457): the module against a plain
 # proxy, the pending and approved paths, floods, the njs and external
 # validator peers, zone memory; writes build/bench/results.md and .json
 # (BENCH_DURATION, BENCH_ROUNDS: see tools/bench/README.md).

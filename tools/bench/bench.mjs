@@ -3,7 +3,8 @@
  * bench.mjs: the benchmarks of ngx_http_ciba_module ("make bench", run by
  * tools/bench/bench.sh, which installs wrk, njs and jose first).
  *
- * Loopback only, ports BENCH_PORT_BASE+1 .. +54 (default 20401-20454).
+ * Loopback only, ports BENCH_PORT_BASE+1..+7, +30, +31, +51..+57 (default
+ * 20401-20457).
  * Every nginx runs one worker pinned with its master to CPU 0 (taskset),
  * the external validator too (all server-side work on one core); wrk runs
  * on CPU 1.  Each figure is measured BENCH_ROUNDS times, the variants of a
@@ -61,7 +62,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { mintFile, requestDigest } from './mint.mjs';
 
 
-/* ---- settings ----------------------------------------------------------- */
+/* ---- settings ------------------------------------------------------------ */
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../..');
@@ -119,6 +120,9 @@ const PORT = {
     base: PB + 1, off: PB + 2, main: PB + 3, mem: PB + 4,
     upBase: PB + 51, upOff: PB + 52, upMain: PB + 53, upMem: PB + 54,
     as: PB + 30, validator: PB + 31,
+    /* the instances under callgrind, while the others still run */
+    cgBase: PB + 5, cgOff: PB + 6, cgMain: PB + 7,
+    cgUpBase: PB + 55, cgUpOff: PB + 56, cgUpMain: PB + 57,
 };
 
 const NCPU = os.availableParallelism();
@@ -131,6 +135,7 @@ const AUD = 'https://tools.bench';
 const LEEWAY = 1;
 const MAX_AGE = 3600;
 const USER = 'bench-user';
+const CG_USER = 'callgrind-user';
 const BASIC = 'Basic ' + Buffer.from('poll-client:poll-secret')
     .toString('base64');
 
@@ -148,7 +153,7 @@ function target(prefix, query = REQ.query) {
 }
 
 
-/* ---- processes ------------------------------------------------------------ */
+/* ---- processes ----------------------------------------------------------- */
 
 const children = new Set();
 
@@ -283,7 +288,7 @@ function tryRun(cmd, args, anyStatus = false) {
 }
 
 
-/* ---- CPU time of the server processes -------------------------------------- */
+/* ---- CPU time of the server processes ------------------------------------ */
 
 const CLK_TCK = Number(tryRun('getconf', ['CLK_TCK'])) || 100;
 
@@ -342,7 +347,7 @@ function cpuSeconds(pids) {
 }
 
 
-/* ---- HTTP ------------------------------------------------------------------- */
+/* ---- HTTP ---------------------------------------------------------------- */
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
 
@@ -399,7 +404,7 @@ async function asCall(method, path, data) {
 }
 
 
-/* ---- checks ----------------------------------------------------------------- */
+/* ---- checks -------------------------------------------------------------- */
 
 const problems = [];
 
@@ -425,7 +430,7 @@ function answerIs(r, status, error, what, reason) {
 }
 
 
-/* ---- keys and configuration ------------------------------------------------ */
+/* ---- keys and configuration ---------------------------------------------- */
 
 function makeKeys(dir) {
     mkdirSync(dir, { recursive: true });
@@ -690,7 +695,7 @@ function logProblems(p) {
 }
 
 
-/* ---- wrk ---------------------------------------------------------------------- */
+/* ---- wrk ----------------------------------------------------------------- */
 
 const commands = [];
 
@@ -774,7 +779,7 @@ function checkRun(v, r, label) {
 }
 
 
-/* ---- openssl speed ---------------------------------------------------------- */
+/* ---- openssl speed ------------------------------------------------------- */
 
 function opensslVerify(alg) {
     const what = alg === 'ES256' ? 'ecdsap256' : 'rsa2048';
@@ -797,7 +802,7 @@ function opensslVerify(alg) {
 }
 
 
-/* ---- statistics --------------------------------------------------------------- */
+/* ---- statistics ---------------------------------------------------------- */
 
 function median(xs) {
     const a = xs.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
@@ -814,7 +819,7 @@ function rotate(a, k) {
 }
 
 
-/* ---- the variants ----------------------------------------------------------- */
+/* ---- the variants -------------------------------------------------------- */
 
 function variants(state) {
     const list = [
@@ -871,7 +876,7 @@ function variants(state) {
 }
 
 
-/* ---- tokens -------------------------------------------------------------------- */
+/* ---- tokens -------------------------------------------------------------- */
 
 let mintSeq = 0;
 
@@ -915,7 +920,7 @@ function malformedTokens(keys) {
 }
 
 
-/* ---- phases -------------------------------------------------------------------- */
+/* ---- phases -------------------------------------------------------------- */
 
 async function preflight(state, keys) {
     log('preflight: one request per figure, answers checked');
@@ -955,7 +960,8 @@ async function preflight(state, keys) {
     writeFileSync(state.malformedFile, bad.join('\n') + '\n');
     for (const t of bad) {
         const r = await benchRequest(PORT.main, 'es', { 'Approval-Token': t });
-        answerIs(r, 401, 'invalid_approval', `malformed token ${t.slice(0, 40)}`);
+        answerIs(r, 401, 'invalid_approval',
+                 `malformed token ${t.slice(0, 40)}`);
     }
 
     const forged = await mint(keys, 'ES256', 1000, 'es', { corrupt: true });
@@ -996,8 +1002,8 @@ async function preflight(state, keys) {
     state.handle = r.json && r.json.approval_handle;
     check(typeof state.handle === 'string' && state.handle.length > 0,
           'pending: the answer carries an approval_handle');
-    r = await benchRequest(PORT.main, 'pend', { 'X-User': USER,
-                                                'Approval-Handle': state.handle });
+    r = await benchRequest(PORT.main, 'pend', {
+        'X-User': USER, 'Approval-Handle': state.handle });
     answerIs(r, 401, 'approval_pending', 'pending, with the handle', 'not_yet');
     r = await benchRequest(PORT.main, 'pend', { 'X-User': USER });
     answerIs(r, 401, 'approval_pending', 'pending, bare retry', 'not_yet');
@@ -1076,7 +1082,7 @@ async function memoryFill(keys, kind, size) {
 }
 
 
-/* ---- instructions per request (callgrind) ------------------------------- */
+/* ---- instructions per request (callgrind) -------------------------------- */
 
 /*
  * The same configurations run by one nginx process under valgrind's
@@ -1084,7 +1090,7 @@ async function memoryFill(keys, kind, size) {
  * and independent of what else runs on the machine (the kernel's work,
  * most of a proxied request's cost, is not counted).
  */
-async function startCallgrind(name, src, port) {
+async function startCallgrind(name, src, ports) {
     const root = join(RUN, `cg-${name}`);
     rmSync(root, { recursive: true, force: true });
     for (const d of ['conf', 'logs', 'client_body_temp', 'proxy_temp',
@@ -1096,9 +1102,16 @@ async function startCallgrind(name, src, port) {
             copyFileSync(join(src, 'conf', f), join(root, 'conf', f));
         }
     }
-    const text = readFileSync(join(src, 'conf/nginx.conf'), 'utf8')
+    let text = readFileSync(join(src, 'conf/nginx.conf'), 'utf8')
         .replace('master_process on;', 'master_process off;')
         .replaceAll(`${src}/`, `${root}/`);
+    for (const [from, to] of ports) {
+        text = text.replaceAll(`127.0.0.1:${from};`, `127.0.0.1:${to};`);
+    }
+    const port = ports[0][1];
+    for (const [, to] of ports) {
+        await freePort(to);
+    }
     const conf = join(root, 'conf/nginx.conf');
     writeFileSync(conf, text);
     const out = join(root, 'callgrind.out');
@@ -1180,17 +1193,21 @@ async function callgrindPhase(keys, state) {
     const N = 1000;
     const NT = 300;
 
-    for (const [id, src, port] of [['base', 'base', PORT.base],
-                                   ['off', 'off', PORT.off]]) {
-        const p = await startCallgrind(id, join(RUN, src), port);
+    for (const [id, ports] of [
+        ['base', [[PORT.base, PORT.cgBase], [PORT.upBase, PORT.cgUpBase]]],
+        ['off', [[PORT.off, PORT.cgOff], [PORT.upOff, PORT.cgUpOff]]],
+    ]) {
+        const port = ports[0][1];
+        const p = await startCallgrind(id, join(RUN, id), ports);
         const send = () => benchRequest(port, 'api');
         await sendMany(100, send);
         out.push(await cgMeasure(p, id, N, send, 200));
         await stopChild(p, 30000);
     }
 
-    const p = await startCallgrind('main', join(RUN, 'main'), PORT.main);
-    const M = PORT.main;
+    const p = await startCallgrind('main', join(RUN, 'main'), [
+        [PORT.main, PORT.cgMain], [PORT.upMain, PORT.cgUpMain]]);
+    const M = PORT.cgMain;
     await afterLeeway(p);
 
     const toks = {};
@@ -1207,7 +1224,7 @@ async function callgrindPhase(keys, state) {
 
     /* warm up, make the pending approval, use the replay set once */
     await sendMany(100, () => benchRequest(M, 'api'));
-    const first = await benchRequest(M, 'pend', { 'X-User': USER });
+    const first = await benchRequest(M, 'pend', { 'X-User': CG_USER });
     const handle = first.json && first.json.approval_handle;
     check(typeof handle === 'string', 'callgrind: a pending approval');
     const used = await sendMany(rep.length, (i) => benchRequest(M, 'es',
@@ -1222,9 +1239,9 @@ async function callgrindPhase(keys, state) {
     out.push(await cgMeasure(p, 'nothit', N, () => benchRequest(M, 'api'),
                              200));
     out.push(await cgMeasure(p, 'pend_handle', N, () => benchRequest(M, 'pend',
-        { 'X-User': USER, 'Approval-Handle': handle }), 401));
+        { 'X-User': CG_USER, 'Approval-Handle': handle }), 401));
     out.push(await cgMeasure(p, 'pend_bare', N, () => benchRequest(M, 'pend',
-        { 'X-User': USER }), 401));
+        { 'X-User': CG_USER }), 401));
     out.push(await cgMeasure(p, 'es256', NT, (i) => benchRequest(M, 'es',
         { 'Approval-Token': toks.ES256[i] }), 200, 'ECDSA_do_verify'));
     out.push(await cgMeasure(p, 'rs256', NT, (i) => benchRequest(M, 'rs',
@@ -1249,7 +1266,7 @@ async function callgrindPhase(keys, state) {
 }
 
 
-/* ---- the report ----------------------------------------------------------------- */
+/* ---- the report ---------------------------------------------------------- */
 
 function f0(x) {
     return Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '–';
@@ -1396,7 +1413,8 @@ function markdown(R) {
                   + `${pct(s.ratio_max)})`)
                + ` | ${b ? '–' : signedUs(s.added_us)} | ${f1(s.cpu_us)} | `
                + `${f2(s.cpu_share)} | ${b ? '100%' : pct(s.cpu_ratio)} | `
-               + `${b ? '–' : signedUs(s.cpu_added_us)} | ${s.target ?? '–'} | `
+               + `${b ? '–' : signedUs(s.cpu_added_us)} | `
+               + `${s.target ?? '–'} | `
                + `${yes(s.met)} | ${yes(s.met_cpu)} |`);
     }
     L.push('');
@@ -1491,7 +1509,8 @@ function markdown(R) {
                    + `${x.id === 'base' ? '–' : f0(x.added)} | `
                    + `${x.verify_fn ? `${f0(x.verify_instructions)} `
                       + `(${x.verify_fn})` : '–'} | `
-                   + `${x.verify_fn ? f2(x.added_over_verify) + 'x' : '–'} |`);
+                   + `${x.verify_fn ? `${f2(x.added_over_verify)}x` : '–'}`
+                   + ' |');
         }
         L.push('');
     }
@@ -1536,13 +1555,14 @@ function markdown(R) {
         L.push(c);
     }
     L.push('```');
-    L.push('', `nginx configurations: ${relative(ROOT, RUN)}/*/conf/nginx.conf`);
+    L.push('', 'nginx configurations: '
+           + `${relative(ROOT, RUN)}/*/conf/nginx.conf`);
     L.push('');
     return L.join('\n');
 }
 
 
-/* ---- main ------------------------------------------------------------------------- */
+/* ---- main ---------------------------------------------------------------- */
 
 function versions() {
     const jose = JSON.parse(readFileSync(join(HERE,
@@ -1578,7 +1598,7 @@ function cpuModel() {
 async function main() {
     for (const f of [CFG.nginx, CFG.module, CFG.njs]) {
         if (!existsSync(f)) {
-            die(`missing ${f} (make module; tools/bench/bench.sh installs njs)`);
+            die(`missing ${f} (make module; bench.sh installs njs)`);
         }
     }
     if (!PIN) {
@@ -1617,7 +1637,7 @@ async function main() {
         join(ROOT, 'tools/mock-as/mock-as.mjs'), '--port', String(PORT.as),
     ], { stdout: 'pipe' });
     await waitLine(as, /mock-as listening/, 10000);
-    const users = [USER, 'mem-one'];
+    const users = [USER, CG_USER, 'mem-one'];
     for (let i = 0; i < 40000; i++) {
         users.push(`m${i}`);
     }
@@ -1662,37 +1682,82 @@ async function main() {
                          RS256: [opensslVerify('RS256')] };
 
     /*
-     * How many tokens an approved run needs: at most what a request that
-     * costs the baseline's time plus one signature verify allows (the
-     * module adds more than the verify, so this overestimates), or 1.3 x
-     * the fastest approved run seen; the baseline from a 2-second run and
-     * then from every baseline run.  A run whose tokens still ran out is
-     * run again with twice as many.
+     * How many tokens an approved run needs: 1.5 x what a request costing
+     * the baseline's time plus one signature verify allows (the module
+     * adds more than the verify), the baseline from a 2-second run.  A run
+     * whose tokens still ran out is run again with twice as many.
      */
     const vById = Object.fromEntries(vs.map((v) => [v.id, v]));
     log('calibration: the baseline for 2 s');
     const cal = await wrk(vById.base, 2);
-    let baseMax = cal.rps;
-    const fastest = { ES256: 0, RS256: 0 };
     const need = (alg) => {
         const us = verifyRuns[alg][0].verify_us;
-        const rps = Math.max(1e6 / (1e6 / baseMax + us), fastest[alg] * 1.3);
+        const rps = 1.5 * 1e6 / (1e6 / cal.rps + us);
         return Math.ceil(rps * (CFG.duration + 1)) + 1000;
     };
     let retried = 0;
+
+    /*
+     * Every round's tokens are minted in worker threads while the phases
+     * that do not measure time run: instruction counts under callgrind
+     * (on ports of their own) and the zone fills.
+     */
+    const roundTokens = [];
+    const minting = (async () => {
+        for (let k = 0; k < CFG.rounds; k++) {
+            roundTokens[k] = {};
+            for (const alg of ['ES256', 'RS256']) {
+                if (vs.some((v) => v.alg === alg)) {
+                    roundTokens[k][alg] = await mint(keys, alg, need(alg),
+                        alg === 'ES256' ? 'es' : 'rs');
+                }
+            }
+        }
+    })();
+    minting.catch(() => {});
+
+    let callgrind = null;
+    if (CFG.callgrind && spawnSync('valgrind', ['--version']).status !== 0) {
+        log('no valgrind (make deps installs it): no instruction counts');
+    } else if (CFG.callgrind) {
+        log('instructions per request under callgrind');
+        callgrind = await callgrindPhase(keys, state);
+    }
+
+    /* memory */
+    let memory = null;
+    if (!CFG.skipMemory) {
+        const rows = [];
+        for (const [kind, label] of [
+            ['used', 'single-use record (a consumed token)'],
+            ['pending_subjects', 'pending approval, a subject each'],
+            ['pending_actions', 'pending approval, one subject, many '
+             + 'requests'],
+        ]) {
+            log(`zone fill: ${kind}`);
+            const a = await memoryFill(keys, kind, '1m');
+            const b = await memoryFill(keys, kind, '2m');
+            check(a.alerts.length === 0 && b.alerts.length === 0,
+                  `memory ${kind}: alerts ${[...a.alerts, ...b.alerts]}`);
+            const d = b.stored - a.stored;
+            rows.push({
+                kind, label, n1: a.stored, n2: b.stored,
+                bytes_per_record: d > 0 ? 1048576 / d : NaN,
+                records_per_mib: d,
+                avg_bytes_1m: 1048576 / a.stored,
+            });
+        }
+        memory = { rows };
+    }
+
+    log('waiting for the tokens');
+    await minting;
 
     /* the rounds */
     const runs = [];
     const others = vs.filter((v) => v.id !== 'base');
     for (let k = 0; k < CFG.rounds; k++) {
-        const tok = {};
-        for (const alg of ['ES256', 'RS256']) {
-            if (!vs.some((v) => v.alg === alg)) {
-                continue;
-            }
-            tok[alg] = await mint(keys, alg, need(alg),
-                                  alg === 'ES256' ? 'es' : 'rs');
-        }
+        const tok = roundTokens[k];
         const order = rotate(others, Math.floor(k * others.length
                                                 / CFG.rounds));
         const third = Math.ceil(order.length / 3);
@@ -1722,12 +1787,6 @@ async function main() {
                 r.retried = true;
                 retried++;
             }
-            if (v.tokens === 'once' && r.exhausted === 0) {
-                fastest[v.alg] = Math.max(fastest[v.alg], r.rps);
-            }
-            if (v.id === 'base') {
-                baseMax = Math.max(baseMax, r.rps);
-            }
             checkRun(v, r, label);
             r.variant = v.id;
             r.round = k;
@@ -1755,9 +1814,11 @@ async function main() {
     }
 
     /* the AS: one backchannel request for the one subject and action */
-    const seen = await asCall('GET', '/_admin/requests');
+    const seen = await asCall('GET', '/_admin/requests?path=/bc-authorize');
     const asCounts = {
-        backchannel: seen.counts['/bc-authorize'] ?? 0,
+        backchannel: seen.requests.filter((q) => q.form
+                                          && q.form.login_hint === USER)
+            .length,
         token: seen.counts['/token'] ?? 0,
         pending_pairs: 1,
         pending_answers: runs.filter((r) => r.variant.startsWith('pend_'))
@@ -1769,19 +1830,12 @@ async function main() {
           + ' within the interval, expected 0');
 
     const alerts = [ngBase, ngOff, ngMain].flatMap(logProblems);
-    check(alerts.length === 0, `alerts in the error logs: ${alerts.join(' | ')}`);
+    check(alerts.length === 0,
+          `alerts in the error logs: ${alerts.join(' | ')}`);
     await stopChild(ngBase);
     await stopChild(ngOff);
     await stopChild(ngMain);
     await stopChild(validator);
-
-    let callgrind = null;
-    if (CFG.callgrind && spawnSync('valgrind', ['--version']).status !== 0) {
-        log('no valgrind (make deps installs it): no instruction counts');
-    } else if (CFG.callgrind) {
-        log('instructions per request under callgrind');
-        callgrind = await callgrindPhase(keys, state);
-    }
 
     /* single use accounting */
     const approved = runs.filter((r) => r.variant === 'es256'
@@ -1798,33 +1852,6 @@ async function main() {
         replays_admitted: runs.filter((r) => r.variant === 'replayed')
             .reduce((a, r) => a + (r.statuses['200'] ?? 0), 0),
     };
-
-    /* memory */
-    let memory = null;
-    if (!CFG.skipMemory) {
-        await asCall('POST', '/_admin/reset', { keep_config: true });
-        const rows = [];
-        for (const [kind, label] of [
-            ['used', 'single-use record (a consumed token)'],
-            ['pending_subjects', 'pending approval, a subject each'],
-            ['pending_actions', 'pending approval, one subject, many '
-             + 'requests'],
-        ]) {
-            log(`zone fill: ${kind}`);
-            const a = await memoryFill(keys, kind, '1m');
-            const b = await memoryFill(keys, kind, '2m');
-            check(a.alerts.length === 0 && b.alerts.length === 0,
-                  `memory ${kind}: alerts ${[...a.alerts, ...b.alerts]}`);
-            const d = b.stored - a.stored;
-            rows.push({
-                kind, label, n1: a.stored, n2: b.stored,
-                bytes_per_record: d > 0 ? 1048576 / d : NaN,
-                records_per_mib: d,
-                avg_bytes_1m: 1048576 / a.stored,
-            });
-        }
-        memory = { rows };
-    }
 
     await stopAll();
 

@@ -4,6 +4,7 @@ package CibaLoad;
 # on the port after nginx's, driven as a process (killed, paused,
 # restarted), answers classified and counted, decision lines counted.
 #
+#   my $mport = CibaLoad::mock_up($ng, users => [ ... ]);  # port + 1
 #   my $mport = CibaLoad::mock_start($ng->port + 1, log => $file);
 #   CibaLoad::mock_signal('STOP');  ...  CibaLoad::mock_signal('CONT');
 #   CibaLoad::mock_kill();  CibaLoad::mock_start($mport);   # a restart
@@ -13,6 +14,11 @@ package CibaLoad;
 #   my %n = CibaLoad::tally(@res);     # kind => count
 #   my @r = CibaLoad::timed($ng, [ { uri => ..., at => 0.5 } ],
 #                           actions => [ [ 1, sub { ... } ] ]);
+#   CibaLoad::plan_skip('timing-based');  # under valgrind, without node
+#   CibaLoad::health_ok($ng, @workers);    # the same workers, no crash ...
+#   CibaLoad::stop_ok($ng, $state);
+#   CibaLoad::write_soak_config($ng, $mport, state => $state, zone => '4m',
+#                               as_timeout => '20s');
 #
 # The mock is started through t/MockAS.pm (one mock per test process);
 # a paused mock is always continued before it is stopped (a stopped
@@ -25,6 +31,7 @@ use Exporter 'import';
 use IO::Select ();
 use IO::Socket::INET ();
 use JSON::PP ();
+use Test::More ();
 use Time::HiRes qw(sleep time);
 
 use Crypt::JWT qw(encode_jwt);
@@ -33,18 +40,28 @@ use Crypt::PK::ECC ();
 use CibaNginx ();
 use CibaTest ();
 use MockAS;
+use Spawn ();
 
 our @EXPORT_OK = qw(kind tally summary json_of decision_lines mock_start
-                    mock_kill mock_signal as as_reqs as_count node_ok
-                    wait_until timed build_request fast_mint);
+                    mock_up mock_kill mock_signal as as_reqs as_count
+                    node_ok plan_skip wait_until timed build_request
+                    fast_mint health_ok stop_ok write_soak_config);
 
 my $Json = JSON::PP->new->canonical;
 my $Stopped = 0;
 
 # true when node >= 20 runs (the mock AS needs it)
-sub node_ok {
-    my $v = `node --version 2>/dev/null` // '';
-    return $? == 0 && $v =~ /^v(\d+)\./ && $1 >= 20;
+sub node_ok { return CibaTest::node_ok() }
+
+# plan_skip($why): skips the test file under valgrind (why it means
+# nothing there: "timing-based", ...) and without node >= 20
+sub plan_skip {
+    my ($why) = @_;
+    Test::More::plan(skip_all => "$why: not run under valgrind "
+                                 . '(TEST_NGINX_USE_VALGRIND is set)')
+        if $ENV{TEST_NGINX_USE_VALGRIND};
+    Test::More::plan(skip_all => 'node >= 20 is needed for the mock AS')
+        unless node_ok();
 }
 
 sub mock_start {
@@ -53,12 +70,22 @@ sub mock_start {
     return MockAS::start($port, stderr => $o{log}, verbose => $o{verbose});
 }
 
+# mock_up($ng, log => $file, config...): the mock AS on nginx's port + 1
+# (its stderr into logs/mock-as.log unless said otherwise), answering
+# with a 1 s interval and no slow_down unless the config given (users =>
+# [ ... ], ...) says otherwise: its port
+sub mock_up {
+    my ($ng, %o) = @_;
+    my $log = delete $o{log} // $ng->servroot . '/logs/mock-as.log';
+    my $port = mock_start($ng->port + 1, log => $log);
+    MockAS::setup(config => \%o);
+    return $port;
+}
+
 # SIGKILL: the mock dies at once, every connection to it is reset
 sub mock_kill {
     return unless $MockAS::Pid;
-    kill 'KILL', $MockAS::Pid;
-    waitpid $MockAS::Pid, 0;
-    close $MockAS::Out;
+    Spawn::finish($MockAS::Pid, $MockAS::Out, 'KILL');
     undef $MockAS::Pid;
     $Stopped = 0;
 }
@@ -83,12 +110,9 @@ END {
 sub as { return MockAS::call(@_) }
 
 # the requests the mock received on a path (since its last reset)
-sub as_reqs {
-    my ($path) = @_;
-    return @{ as(GET => "/_admin/requests?path=$path")->{requests} };
-}
+sub as_reqs { return MockAS::requests(@_) }
 
-sub as_count { return scalar as_reqs(@_) }
+sub as_count { return MockAS::count(@_) }
 
 sub json_of {
     my ($body) = @_;
@@ -286,6 +310,64 @@ sub fast_mint {
     );
     return encode_jwt(payload => \%claims, alg => 'ES256', key => $Key,
                       extra_headers => { kid => 'ec1' });
+}
+
+# health_ok($ng, @workers): the workers are those given (none crashed and
+# was replaced), no crash report, no [alert], [crit] or [emerg] (shown
+# when there is one): three checks
+sub health_ok {
+    my ($ng, @workers) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $bad = qr/\[(?:alert|crit|emerg)\]/;
+
+    Test::More::is_deeply([ sort { $a <=> $b } $ng->worker_pids ],
+                          [ sort { $a <=> $b } @workers ],
+                          'the same two workers throughout');
+    Test::More::is($ng->crash_reports, '', 'no crashed worker');
+    Test::More::unlike($ng->error_log, $bad, 'no [alert], [crit] or [emerg]')
+        or Test::More::diag(join '', grep { /$bad/ } split /^/,
+                                     $ng->error_log);
+}
+
+# stop_ok($ng, $state): nginx stops gracefully (a check); its state file
+# goes
+sub stop_ok {
+    my ($ng, $state) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::ok($ng->stop, 'nginx stops gracefully');
+    unlink $state;
+}
+
+# write_soak_config($ng, $mport, state => $file, zone => '4m',
+#                   as_timeout => '20s'): the configuration of the soak
+# tests (t/110, t/111): "reuseport" (each worker its own listen socket),
+# the zone "soak" of that size with that state file; /tools/refund takes
+# approval tokens (CibaTest::token_location()), /ciba/refund asks the mock
+# AS on $mport (the subrequests with that read timeout); the upstream
+# /backend answers "upstream ran <order>" and logs the order of each
+# request it runs in logs/upstream.log
+sub write_soak_config {
+    my ($ng, $mport, %o) = @_;
+    my $port = $ng->port;
+    my $logs = $ng->servroot . '/logs';
+
+    $ng->write_config(
+        listen => 'reuseport',
+        http   => <<"_EOC_",
+    ciba_zone soak:$o{zone} state=$o{state};
+    log_format upstream '\$arg_order';
+_EOC_
+        server => "        ciba_action refund;\n\n"
+                  . CibaTest::token_location('= /tools/refund', $port)
+                  . MockAS::ciba_location('= /ciba/refund', $port)
+                  . MockAS::locations($mport,
+                                      "proxy_read_timeout $o{as_timeout};")
+                  . <<"_EOC_");
+        location = /backend {
+            access_log $logs/upstream.log upstream;
+            return 200 "upstream ran \$arg_order\\n";
+        }
+_EOC_
 }
 
 # polls $cond every 50 ms until it is true or $timeout seconds passed

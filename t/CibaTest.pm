@@ -22,6 +22,13 @@ package CibaTest;
 #              an access log into error.log) and the merge of it, a
 #              default server config and the "upstream" location into a
 #              block (see their comments);
+# - as_locations(): nginx's internal locations that proxy the module's
+#              backchannel and token subrequests to an AS (t/MockAS.pm and
+#              t/DevAS.pm give them for their servers);
+# - location(), token_location(): a protected location for plain-Perl
+#              files, one that takes approval tokens as mint() makes them;
+# - node_ok(): whether node >= 20 runs (the mock AS, the development AS
+#              and the tools need it);
 # - warm_state(): writes a state file whose zone started an hour ago and
 #              holds no records, as a clean shutdown of a long-running
 #              nginx leaves it: a block then starts like a server that has
@@ -48,7 +55,8 @@ use Crypt::PK::Ed25519;
 
 use Exporter 'import';
 our @EXPORT_OK = qw(keys_dir digest mint b64u raw_jwt preprocessor
-                    key_pem jti warm_state http_config merge_config);
+                    key_pem jti warm_state http_config merge_config
+                    as_locations location token_location node_ok);
 
 my $Seq = 0;
 my %Keys;
@@ -302,7 +310,8 @@ sub preprocessor {
 # the http{} configuration shared by the data-driven files: the zone (with
 # the warm state file of preprocessor()), issuer https://as.example,
 # audience https://tools.example, the key files named (under
-# $TEST_NGINX_CIBA_KEYS; default: ec256 as ec1), and an access log written
+# $TEST_NGINX_CIBA_KEYS; default: ec256 as ec1; keys => 'all': the trusted
+# key of each type, @AllKeys), and an access log written
 # into error.log so that "--- error_log" sees the variables too:
 #   short: access: POST /tools/refund status=200 decision=... reason=...
 #          action=... jti=... digest=...
@@ -320,9 +329,13 @@ my %LogFormats = (
                          'digest=$ciba_digest'},
 );
 
+our @AllKeys = ('ec256.pub kid=ec1', 'ec384.pub kid=ec2', 'ec521.pub kid=ec3',
+                'rsa.pub kid=rsa1', 'ed.pub kid=ed1');
+
 sub http_config {
     my (%o) = @_;
     my $keys = $o{keys} // [ 'ec256.pub kid=ec1' ];
+    $keys = \@AllKeys if $keys eq 'all';
     my $log = $LogFormats{ $o{log} // 'short' }
         or die "http_config: unknown log format $o{log}\n";
 
@@ -360,6 +373,63 @@ sub merge_config {
         if $o{backend} && defined $block->request;
 
     return $block;
+}
+
+# as_locations(port => $port, prefix => '/_as/', authorization => 'Basic
+#              ...', bc => 'bc-authorize', token => 'token',
+#              directives => [...]):
+# nginx's internal locations ${prefix}bc and ${prefix}token for the
+# module's backchannel and token subrequests, proxied to the AS's
+# endpoints of those names on 127.0.0.1:$port with that Authorization
+# header (the client's), each with the directives given
+# ("proxy_read_timeout 5s;")
+sub as_locations {
+    my (%o) = @_;
+    my $more = join '', map { "            $_\n" } @{ $o{directives} || [] };
+    my @out;
+
+    for my $name ('bc', 'token') {
+        push @out, <<"_EOC_";
+        location = $o{prefix}$name {
+            internal;
+            proxy_pass http://127.0.0.1:$o{port}/$o{$name};
+            proxy_set_header Authorization "$o{authorization}";
+$more        }
+_EOC_
+    }
+
+    return join "\n", @out;
+}
+
+# true when node >= 20 runs
+sub node_ok {
+    my $v = `node --version 2>/dev/null` // '';
+    return $? == 0 && $v =~ /^v(\d+)\./ && $1 >= 20;
+}
+
+# location($loc, $port, @directives): nginx's "location $loc" ("=
+# /tools/refund", "/tools/refund") with the module on and the directives
+# given, passing to http://127.0.0.1:$port/backend
+sub location {
+    my ($loc, $port, @directives) = @_;
+
+    return join '', "        location $loc {\n",
+                    "            ciba on;\n",
+                    map({ "            $_\n" } @directives),
+                    "            proxy_pass http://127.0.0.1:$port/backend;\n",
+                    "        }\n\n";
+}
+
+# token_location($loc, $port, @directives): a location() where approval
+# tokens as mint() makes them pass: issuer https://as.example, audience
+# https://tools.example, the test key ec256 as kid ec1
+sub token_location {
+    my ($loc, $port, @directives) = @_;
+
+    return location($loc, $port, 'ciba_issuer https://as.example;',
+                    'ciba_audience https://tools.example;',
+                    'ciba_key_file ' . keys_dir() . '/ec256.pub kid=ec1;',
+                    @directives);
 }
 
 1;

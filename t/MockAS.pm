@@ -5,11 +5,16 @@ package MockAS;
 #
 #   MockAS::start($port, stderr => $file, verbose => 1);  # dies on failure
 #   my $answer = MockAS::call(POST => '/_admin/approve', { ... });
+#   MockAS::setup(config => { ... }, script => { '/token' => [ ... ] });
+#   my @reqs = MockAS::requests('/bc-authorize');   # what it received
+#   my $n = MockAS::count('/token');
+#   my $conf = MockAS::locations($port, 'proxy_read_timeout 5s;')
+#              . MockAS::ciba_location('= /ciba/refund', $nginx_port);
 #   MockAS::stop();                                       # also at END
 #
-# The mock's stdout pipe and pid live in package variables: file-scoped
-# lexicals are freed before END blocks run, and closing the pipe then
-# would wait for the mock forever.
+# The mock's stdout pipe and pid live in package variables (file-scoped
+# lexicals are freed before END blocks run), and only the process that
+# started the mock stops it (a forked test child must not).
 
 use strict;
 use warnings;
@@ -18,9 +23,14 @@ use File::Basename qw(dirname);
 use Cwd qw(abs_path);
 use HTTP::Tiny;
 use JSON::PP ();
-use POSIX ();
+
+use CibaTest ();
+use Spawn;
 
 our ($Pid, $Out, $Port, $Owner);
+
+# the client authentication nginx sends the mock (poll-client:poll-secret)
+our $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';
 
 my $Script = abs_path(dirname(__FILE__) . '/../tools/mock-as/mock-as.mjs');
 my $Json = JSON::PP->new->canonical;
@@ -28,35 +38,19 @@ my $Json = JSON::PP->new->canonical;
 sub start {
     my ($port, %o) = @_;
 
-    my $pid = open(my $fh, '-|') // die "fork: $!";
-
-    if ($pid == 0) {
-        if ($o{stderr}) {
-            open STDERR, '>', $o{stderr} or POSIX::_exit(127);
-        }
-
-        exec 'node', $Script, '--port', $port,
-             ($o{verbose} ? ('--verbose') : ())
-            or POSIX::_exit(127);
-    }
-
-    my $line;
-
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 10;
-        $line = <$fh>;
-        alarm 0;
-    };
+    my ($pid, $fh, $line) = Spawn::start(
+        [ 'node', $Script, '--port', $port,
+          ($o{verbose} ? ('--verbose') : ()) ],
+        stderr => $o{stderr}, wait => 10);
 
     if (!defined $line
         || $line !~ /^mock-as listening on 127\.0\.0\.1:(\d+)$/)
     {
-        kill 'TERM', $pid;
-        waitpid $pid, 0;
+        Spawn::finish($pid, $fh);
         die "the mock AS did not start on port $port\n";
     }
 
+    # its stdout stays open: it may print more (no EPIPE then)
     ($Pid, $Out, $Port, $Owner) = ($pid, $fh, $1, $$);
 
     return $Port;
@@ -66,9 +60,7 @@ sub stop {
     # only the process that started it (not a forked test child)
     return unless $Pid && $$ == $Owner;
 
-    kill 'TERM', $Pid;
-    waitpid $Pid, 0;
-    close $Out;
+    Spawn::finish($Pid, $Out);
     undef $Pid;
 }
 
@@ -86,6 +78,57 @@ sub call {
         unless $res->{success};
 
     return JSON::PP::decode_json($res->{content});
+}
+
+# setup(config => {...}, script => { '/bc-authorize' => [ step, ... ] }):
+# a fresh mock (requests, counts, auth requests and scripts forgotten), a
+# 1 s interval and no slow_down unless said otherwise
+sub setup {
+    my (%o) = @_;
+
+    call(POST => '/_admin/reset', {});
+    call(POST => '/_admin/config', {
+        interval => 1, slow_down => JSON::PP::false, %{ $o{config} || {} },
+    });
+
+    for my $ep (sort keys %{ $o{script} || {} }) {
+        call(POST => '/_admin/script',
+             { endpoint => $ep, responses => $o{script}{$ep} });
+    }
+
+    return 1;
+}
+
+# the requests the mock received on a path (since its last reset), in order
+sub requests {
+    my ($path) = @_;
+    return @{ call(GET => "/_admin/requests?path=$path")->{requests} };
+}
+
+sub count { return scalar requests(@_) }
+
+# locations($port, @directives): nginx's internal locations /_as/bc and
+# /_as/token for a mock on that port (its /bc-authorize and /token, as
+# poll-client), each with the directives given ("proxy_read_timeout 5s;")
+sub locations {
+    my ($port, @directives) = @_;
+
+    return CibaTest::as_locations(port => $port, prefix => '/_as/',
+                                  authorization => $BASIC,
+                                  bc => 'bc-authorize', token => 'token',
+                                  directives => \@directives);
+}
+
+# ciba_location($loc, $port, @directives): a CibaTest::location() that
+# asks the human through the mock (the subrequests to the locations of
+# locations()), the subject from X-User
+sub ciba_location {
+    my ($loc, $port, @directives) = @_;
+
+    return CibaTest::location($loc, $port,
+                              'ciba_backchannel_endpoint /_as/bc;',
+                              'ciba_token_endpoint /_as/token;',
+                              'ciba_login_hint $http_x_user;', @directives);
 }
 
 END { local $?; stop() }

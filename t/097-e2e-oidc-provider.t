@@ -35,39 +35,28 @@ use lib 't';
 
 use Test::More;
 
-use FindBin;
-
-my $DEV_AS_DIR;
+use DevAS;
 
 BEGIN {
-    $DEV_AS_DIR = "$FindBin::Bin/../tools/dev-as";
     plan skip_all => 'timing-based (approval expiry, intervals): not run '
                      . 'under valgrind (TEST_NGINX_USE_VALGRIND is set)'
         if $ENV{TEST_NGINX_USE_VALGRIND};
-    plan skip_all => 'the development AS is not installed '
-                     . '(tools/dev-as/node_modules/oidc-provider is missing: '
-                     . 'run "make deps", i.e. "npm ci" in tools/dev-as)'
-        unless -d "$DEV_AS_DIR/node_modules/oidc-provider";
+    my @missing = DevAS::missing();
+    plan skip_all => 'missing: ' . join(', ', @missing)
+                     . ' (run "make deps")'
+        if @missing;
 }
 
-use HTTP::Tiny;
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64 decode_base64url);
-use POSIX ();
 use Time::HiRes qw(sleep time);
 
 use CibaNginx;
 use CibaTest qw(warm_state);
 
-{
-    my $v = `node --version 2>/dev/null` // '';
-    plan skip_all => 'node is missing' if $? != 0 || $v !~ /^v(\d+)\./;
-    plan skip_all => "node $v is older than 20" if $1 < 20;
-    plan skip_all => 'openssl (the command) is missing'
-        if system('openssl version > /dev/null 2>&1') != 0;
-}
+plan skip_all => 'openssl (the command) is missing'
+    if system('openssl version > /dev/null 2>&1') != 0;
 
-my $OWNER = $$;
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 my $T0 = time;
 
@@ -94,77 +83,21 @@ system("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 "
 
 # ---- the development AS ------------------------------------------------------
 
-my ($as_pid, $AS, $asport);
+# the callback's self-signed certificate is trusted by node
+my $AS = eval {
+    DevAS::start(log => "$root/logs/dev-as.log",
+                 args => [ '--audience', $AUD, '--ping-callback',
+                           "https://127.0.0.1:$cbport/_ciba/ping",
+                           '--verbose' ],
+                 env => { NODE_EXTRA_CA_CERTS => $cert });
+} or BAIL_OUT($@);
+my $asport = $DevAS::Port;
 
-# stops the AS (also at exit, whatever happened)
-sub stop_as {
-    return unless $$ == $OWNER && $as_pid;
-    kill 'TERM', $as_pid;
-    waitpid $as_pid, 0;
-    undef $as_pid;
-}
-
-END {
-    local $?;
-    stop_as();
-}
-
-{
-    my $log = "$root/logs/dev-as.log";
-    my $callback = "https://127.0.0.1:$cbport/_ciba/ping";
-
-    # a plain pipe for its first line (a piped open would wait for the
-    # child whenever the handle goes away)
-    pipe(my $rd, my $wr) or die "pipe: $!";
-    $as_pid = fork // die "fork: $!";
-    if ($as_pid == 0) {
-        close $rd;
-        open STDOUT, '>&', $wr or POSIX::_exit(127);
-        open STDERR, '>', $log or POSIX::_exit(127);
-        # the callback's self-signed certificate is trusted by node
-        $ENV{NODE_EXTRA_CA_CERTS} = $cert;
-        exec 'node', "$DEV_AS_DIR/dev-as.mjs", '--port', '0',
-             '--audience', $AUD, '--ping-callback', $callback, '--verbose'
-            or POSIX::_exit(127);
-    }
-    close $wr;
-
-    my $line;
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 20;
-        $line = <$rd>;
-        alarm 0;
-    };
-    close $rd;
-
-    if (!defined $line
-        || $line !~ m{^dev-as listening on (http://127\.0\.0\.1:(\d+))$})
-    {
-        my $err = '';
-        if (open my $in, '<', $log) { local $/; $err = <$in> // '' }
-        BAIL_OUT("dev-as did not start: " . ($line // 'no output')
-                 . "\n$err");
-    }
-    ($AS, $asport) = ($1, $2);
-}
-
-my $HT = HTTP::Tiny->new(timeout => 15, keep_alive => 0);
-
-# as($method, $path, $json): the decoded JSON answer (and the status)
-sub as {
-    my ($method, $path, $in) = @_;
-    my $res = $HT->request($method, "$AS$path", {
-        headers => { 'Content-Type' => 'application/json' },
-        defined $in ? (content => $JSON->encode($in)) : () });
-    my $out = eval { $JSON->decode($res->{content}) };
-    return wantarray ? ($res->{status}, $out) : $out;
-}
+sub as { return DevAS::call(@_) }
 
 sub as_counts { return as(GET => '/admin/stats')->{counts} }
 
-my %SUB = map { ($_->{login_hint} => $_->{sub}) }
-          @{ as(GET => '/admin/users')->{users} };
+my %SUB = DevAS::subs();
 
 ok $SUB{alice} && $SUB{bob}, 'the AS has alice and bob'
     or BAIL_OUT('no demo users');
@@ -181,21 +114,18 @@ my $jwks_file = "$root/conf/as-jwks.json";
     is_deeply $disc->{authorization_details_types_supported},
         ['nginx_ciba_action'], 'discovery: the RAR type';
 
-    my $res = $HT->get("$AS/jwks");
+    my $res = DevAS::save_jwks($jwks_file);
     is $res->{status}, 200, '/jwks';
     my $jwks = eval { $JSON->decode($res->{content}) } // {};
     my ($k) = @{ $jwks->{keys} // [] };
     ok $k && $k->{kty} eq 'EC' && $k->{crv} eq 'P-256' && !exists $k->{d},
         '/jwks: one public EC P-256 key';
-    open my $out, '>', $jwks_file or die "$jwks_file: $!";
-    print $out $res->{content};
-    close $out;
 }
 
 # client_secret_post (client nginx-post), straight to the AS: an answer
 # without "interval" (oidc-provider never sends one)
 {
-    my $res = $HT->post_form("$AS/backchannel", {
+    my $res = DevAS::form('/backchannel', {
         client_id => 'nginx-post', client_secret => 'post-secret',
         scope => 'openid', login_hint => 'bob',
         binding_message => 'direct-check' });
@@ -216,52 +146,22 @@ my %BASIC = (poll => encode_base64('nginx-poll:poll-secret', ''),
 
 sub as_locations {
     my ($mode) = @_;
-    my $out = '';
-    for (['bc', 'backchannel'], ['token', 'token']) {
-        my ($name, $path) = @$_;
-        $out .= <<"_EOC_";
-        location = /_ciba/$mode-$name {
-            internal;
-            proxy_pass http://127.0.0.1:$asport/$path;
-            proxy_set_header Authorization "Basic $BASIC{$mode}";
-            proxy_read_timeout 5s;
-            subrequest_output_buffer_size 16k;
-            log_subrequest on;
-            access_log $aslog as;
-        }
-_EOC_
-    }
-    return $out;
+    return DevAS::locations("/_ciba/$mode-", $BASIC{$mode},
+                            'log_subrequest on;', "access_log $aslog as;");
 }
 
 # /MODE/refund: the default requested expiry (300 s);
 # /MODE/short:  requested_expiry 3 s
 sub protected {
     my ($mode, $name, @extra) = @_;
-    return <<"_EOC_" . join('', map { "            $_\n" } @extra) . <<"_EOC_";
-        location = /$mode/$name {
-            ciba on;
-            ciba_action refund;
-            ciba_delivery $mode;
-            ciba_backchannel_endpoint /_ciba/$mode-bc;
-            ciba_token_endpoint /_ciba/$mode-token;
-            ciba_login_hint \$http_x_user;
-            ciba_binding_message "Refund \$arg_amount EUR order \$arg_order";
-            ciba_binding_message_max 64;
-            add_header X-Ciba-Decision \$ciba_decision always;
-            add_header X-Ciba-Approver \$ciba_approver always;
-_EOC_
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-_EOC_
+    return DevAS::refund_location("= /$mode/$name", $port, delivery => $mode,
+                                  prefix => "/_ciba/$mode-",
+                                  directives => \@extra);
 }
 
 $ng->write_config(
-    http => <<"_EOC_",
-    ciba_zone ciba:1m state=$state;
-    ciba_key_file $jwks_file;
-    ciba_issuer $AS;
-    ciba_audience $AUD;
+    http => DevAS::http_config(state => $state, keys => $jwks_file,
+                               audience => $AUD) . <<"_EOC_",
 
     log_format ciba '\$status \$request_method \$request_uri '
                     'decision=\$ciba_decision reason=\$ciba_reason '
@@ -560,10 +460,10 @@ for my $mode (qw(poll ping)) {
     answer_ok($again, 403, 'approval_replayed', 'poll: second redemption');
 
     # the AS itself refuses a second token exchange for that auth_req_id
-    my $res = $HT->post_form("$AS/token", {
+    my $res = DevAS::form('/token', {
         grant_type => 'urn:openid:params:grant-type:ciba',
         auth_req_id => as_request('pollA')->{auth_req_id} },
-        { headers => { Authorization => "Basic $BASIC{poll}" } });
+        Authorization => "Basic $BASIC{poll}");
     is $res->{status}, 400, 'AS: a second token exchange is refused';
     like $res->{content}, qr/"invalid_grant"/, 'AS: invalid_grant';
 
@@ -590,20 +490,20 @@ for my $mode (qw(poll ping)) {
     # the module validated the tokens it got with the JWKS fetched above;
     # what such a token holds, seen through an approval made directly at
     # the AS with the same authorization_details
-    my $res = $HT->post_form("$AS/backchannel", {
+    my $res = DevAS::form('/backchannel', {
         scope => 'openid', login_hint => 'alice',
         binding_message => 'token-check',
         authorization_details => $JSON->encode([ {
             type => 'nginx_ciba_action', actions => ['refund'],
             identifier => $R{pollA}{json}{action_digest},
             method => 'POST', path => '/poll/refund' } ]) },
-        { headers => { Authorization => "Basic $BASIC{poll}" } });
+        Authorization => "Basic $BASIC{poll}");
     my $id = eval { $JSON->decode($res->{content})->{auth_req_id} };
     as(POST => '/admin/approve', { auth_req_id => $id });
-    $res = $HT->post_form("$AS/token", {
+    $res = DevAS::form('/token', {
         grant_type => 'urn:openid:params:grant-type:ciba',
         auth_req_id => $id },
-        { headers => { Authorization => "Basic $BASIC{poll}" } });
+        Authorization => "Basic $BASIC{poll}");
     my $tok = eval { $JSON->decode($res->{content}) } // {};
     my ($h, $p) = map { eval { $JSON->decode(decode_base64url($_)) } // {} }
                   (split /\./, $tok->{access_token} // '')[0, 1];
@@ -690,6 +590,6 @@ for my $what (map({ ("$_: backchannel request",
 diag sprintf 'elapsed: %.1f s', time - $T0;
 
 $ng->stop;
-stop_as();
+DevAS::stop();
 
 done_testing;

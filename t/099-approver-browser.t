@@ -43,11 +43,12 @@ use Test::More;
 
 use FindBin;
 
-my ($ROOT, $DEV_AS_DIR, $BROWSER_DIR, $CHROMIUM);
+use DevAS;
+
+my ($ROOT, $BROWSER_DIR, $CHROMIUM);
 
 BEGIN {
     $ROOT = "$FindBin::Bin/..";
-    $DEV_AS_DIR = "$ROOT/tools/dev-as";
     $BROWSER_DIR = "$ROOT/tools/browser";
     $CHROMIUM = $ENV{CIBA_TEST_CHROMIUM} || '/usr/bin/chromium';
 
@@ -55,14 +56,8 @@ BEGIN {
                      . 'under valgrind (TEST_NGINX_USE_VALGRIND is set)'
         if $ENV{TEST_NGINX_USE_VALGRIND};
 
-    my @missing;
-    my $v = `node --version 2>/dev/null` // '';
-    push @missing, 'node >= 20'
-        unless $? == 0 && $v =~ /^v(\d+)\./ && $1 >= 20;
+    my @missing = DevAS::missing();
     push @missing, "$CHROMIUM (apt package chromium)" unless -x $CHROMIUM;
-    push @missing, 'tools/dev-as/node_modules/oidc-provider (npm ci in '
-                   . 'tools/dev-as)'
-        unless -d "$DEV_AS_DIR/node_modules/oidc-provider";
     push @missing, 'tools/browser/node_modules/playwright-core (npm ci in '
                    . 'tools/browser)'
         unless -d "$BROWSER_DIR/node_modules/playwright-core";
@@ -81,17 +76,15 @@ BEGIN {
 }
 
 use File::Path qw(make_path);
-use HTTP::Tiny;
 use IO::Socket::INET ();
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64);
-use POSIX ();
 use Time::HiRes qw(sleep time);
 
 use CibaNginx;
 use CibaTest qw(warm_state);
+use Spawn ();
 
-my $OWNER = $$;
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 my $T0 = time;
 
@@ -108,79 +101,23 @@ make_path($ARTIFACTS);
 
 # ---- the development AS ------------------------------------------------------
 
-my ($as_pid, $AS, $asport);
+my $AS = eval {
+    DevAS::start(log => "$root/logs/dev-as.log",
+                 args => [ '--audience', $AUD, '--verbose' ]);
+} or BAIL_OUT($@);
+my $asport = $DevAS::Port;
 
-sub stop_as {
-    return unless $$ == $OWNER && $as_pid;
-    kill 'TERM', $as_pid;
-    waitpid $as_pid, 0;
-    undef $as_pid;
-}
+sub as { return DevAS::call(@_) }
 
-END {
-    local $?;
-    stop_as();
-}
-
-{
-    my $log = "$root/logs/dev-as.log";
-
-    pipe(my $rd, my $wr) or die "pipe: $!";
-    $as_pid = fork // die "fork: $!";
-    if ($as_pid == 0) {
-        close $rd;
-        open STDOUT, '>&', $wr or POSIX::_exit(127);
-        open STDERR, '>', $log or POSIX::_exit(127);
-        exec 'node', "$DEV_AS_DIR/dev-as.mjs", '--port', '0',
-             '--audience', $AUD, '--verbose'
-            or POSIX::_exit(127);
-    }
-    close $wr;
-
-    my $line;
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 20;
-        $line = <$rd>;
-        alarm 0;
-    };
-    close $rd;
-
-    if (!defined $line
-        || $line !~ m{^dev-as listening on (http://127\.0\.0\.1:(\d+))$})
-    {
-        my $err = '';
-        if (open my $in, '<', $log) { local $/; $err = <$in> // '' }
-        BAIL_OUT("dev-as did not start: " . ($line // 'no output')
-                 . "\n$err");
-    }
-    ($AS, $asport) = ($1, $2);
-}
-
-my $HT = HTTP::Tiny->new(timeout => 15, keep_alive => 0);
-
-sub as {
-    my ($method, $path, $in) = @_;
-    my $res = $HT->request($method, "$AS$path", {
-        headers => { 'Content-Type' => 'application/json' },
-        defined $in ? (content => $JSON->encode($in)) : () });
-    my $out = eval { $JSON->decode($res->{content}) };
-    return wantarray ? ($res->{status}, $out) : $out;
-}
-
-my %SUB = map { ($_->{login_hint} => $_->{sub}) }
-          @{ as(GET => '/admin/users')->{users} // [] };
+my %SUB = DevAS::subs();
 
 ok $SUB{alice} && $SUB{bob} && $SUB{carol}, 'the AS has alice, bob, carol'
     or BAIL_OUT('no demo users');
 
 my $jwks_file = "$root/conf/as-jwks.json";
 {
-    my $res = $HT->get("$AS/jwks");
+    my $res = DevAS::save_jwks($jwks_file);
     is $res->{status}, 200, 'the AS: /jwks';
-    open my $out, '>', $jwks_file or die "$jwks_file: $!";
-    print $out $res->{content};
-    close $out;
 }
 
 
@@ -231,29 +168,13 @@ _EOP_
 # /poll/refund: as in t/097; /poll/x/...: any path (the hostile one)
 sub protected {
     my ($loc) = @_;
-    return <<"_EOC_";
-        location $loc {
-            ciba on;
-            ciba_action refund;
-            ciba_delivery poll;
-            ciba_backchannel_endpoint /_ciba/bc;
-            ciba_token_endpoint /_ciba/token;
-            ciba_login_hint \$http_x_user;
-            ciba_binding_message "Refund \$arg_amount EUR order \$arg_order";
-            ciba_binding_message_max 64;
-            add_header X-Ciba-Decision \$ciba_decision always;
-            add_header X-Ciba-Approver \$ciba_approver always;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-_EOC_
+    return DevAS::refund_location($loc, $port, delivery => 'poll',
+                                  prefix => '/_ciba/');
 }
 
 $ng->write_config(
-    http => <<"_EOC_",
-    ciba_zone ciba:1m state=$state;
-    ciba_key_file $jwks_file;
-    ciba_issuer $AS;
-    ciba_audience $AUD;
+    http => DevAS::http_config(state => $state, keys => $jwks_file,
+                               audience => $AUD) . <<"_EOC_",
 
     log_format ciba '\$status \$request_method \$request_uri '
                     'decision=\$ciba_decision reason=\$ciba_reason '
@@ -261,22 +182,6 @@ $ng->write_config(
 _EOC_
     server => <<"_EOC_"
         access_log $acclog ciba;
-
-        location = /_ciba/bc {
-            internal;
-            proxy_pass http://127.0.0.1:$asport/backchannel;
-            proxy_set_header Authorization "Basic $BASIC";
-            proxy_read_timeout 5s;
-            subrequest_output_buffer_size 16k;
-        }
-
-        location = /_ciba/token {
-            internal;
-            proxy_pass http://127.0.0.1:$asport/token;
-            proxy_set_header Authorization "Basic $BASIC";
-            proxy_read_timeout 5s;
-            subrequest_output_buffer_size 16k;
-        }
 
         location ^~ /backend {
             return 200 "upstream ran \$request_uri\\n";
@@ -287,6 +192,7 @@ _EOC_
             default_type text/html;
         }
 _EOC_
+        . DevAS::locations('/_ciba/', $BASIC)
         . protected('= /poll/refund')
         . protected('^~ /poll/x/'));
 
@@ -334,32 +240,18 @@ sub as_pending {
 # status; its stderr goes to logs/browser.log
 sub browser {
     my @args = @_;
-    my ($out, $rc) = ('', -1);
-    pipe(my $rd, my $wr) or die "pipe: $!";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        close $rd;
-        open STDOUT, '>&', $wr or POSIX::_exit(127);
-        open STDERR, '>>', $BROWSER_LOG or POSIX::_exit(127);
-        exec 'node', "$BROWSER_DIR/approve-in-browser.mjs",
-             '--chromium', $CHROMIUM, @args
-            or POSIX::_exit(127);
-    }
-    close $wr;
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 120;
-        local $/;
-        $out = <$rd> // '';
-        alarm 0;
-    };
-    if ($@) {
+    my ($pid, $fh, $out) = Spawn::start(
+        [ 'node', "$BROWSER_DIR/approve-in-browser.mjs",
+          '--chromium', $CHROMIUM, @args ],
+        stderr_append => $BROWSER_LOG, all => 1, wait => 120);
+    if (!defined $out) {
         kill 'TERM', $pid;
         diag "approve-in-browser: no answer in 120 s";
     }
-    close $rd;
+    close $fh;
     waitpid $pid, 0;
-    $rc = $? >> 8;
+    my $rc = $? >> 8;
+    $out //= '';
     my $rep = eval { $JSON->decode($out) };
     if (!$rep) {
         diag "approve-in-browser (exit $rc) printed: $out";
@@ -457,7 +349,7 @@ sub raw_get {
 # ---- the page itself ----------------------------------------------------------
 
 {
-    my $res = $HT->get("$AS/approver");
+    my $res = DevAS::raw(GET => '/approver');
     is $res->{status}, 200, 'GET /approver: 200';
     my $h = $res->{headers};
     like $h->{'content-type'}, qr{^text/html; charset=utf-8$}i,
@@ -480,7 +372,7 @@ sub raw_get {
     unlike $res->{content}, qr{(?:src|href)\s*=\s*["']?(?:https?:)?//}i,
         'GET /approver: no external resource';
 
-    my $post = $HT->post_form("$AS/approver", {});
+    my $post = DevAS::form('/approver', {});
     isnt $post->{status}, 200, 'POST /approver: refused';
 
     # a name made to resolve to 127.0.0.1 (DNS rebinding): refused
@@ -669,6 +561,6 @@ sub raw_get {
 diag sprintf 'elapsed: %.1f s; screenshots in %s', time - $T0, $ARTIFACTS;
 
 $ng->stop;
-stop_as();
+DevAS::stop();
 
 done_testing;

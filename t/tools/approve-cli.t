@@ -16,36 +16,35 @@
 use strict;
 use warnings;
 
-use Test::More;
 use FindBin;
+use lib "$FindBin::Bin/..";
+
+use Test::More;
 use File::Temp qw(tempdir);
-use HTTP::Tiny;
 use IO::Socket::INET ();
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64);
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
+use DevAS;
+
 my $ROOT = "$FindBin::Bin/../..";
 my $CLI = "$ROOT/tools/ciba-approve";
-my $DEV_AS = "$ROOT/tools/dev-as/dev-as.mjs";
 
 {
-    my $v = `node --version 2>/dev/null` // '';
-    plan skip_all => 'node >= 20 is missing'
-        unless $? == 0 && $v =~ /^v(\d+)\./ && $1 >= 20;
-    plan skip_all => 'the development AS is not installed (run "make deps")'
-        unless -d "$ROOT/tools/dev-as/node_modules/oidc-provider";
+    my @missing = DevAS::missing();
+    plan skip_all => 'missing: ' . join(', ', @missing)
+                     . ' (run "make deps")'
+        if @missing;
 }
 
 my $PORT = $ENV{TEST_NGINX_SERVER_PORT} || 1984;
 $PORT =~ s/.*://;
 my $CLOSED = $PORT + 9;
 
-my $OWNER = $$;
 my $JSON = JSON::PP->new->canonical;
 my $tmp = tempdir('ciba-approve-cli-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $HT = HTTP::Tiny->new(timeout => 15, keep_alive => 0);
 
 binmode Test::More->builder->$_, ':encoding(UTF-8)'
     for qw(output failure_output todo_output);
@@ -53,39 +52,39 @@ binmode Test::More->builder->$_, ':encoding(UTF-8)'
 
 # ---- running the CLI ---------------------------------------------------------
 
-# cli([env => {...}], @args): (exit status, stdout, stderr)
+# start_cli({ env => {...}, stdin => $file, tag => 'cli' }, @args): the
+# CLI started with its stdout and stderr into files, $CIBA_AS_URL only
+# as given: (pid, stdout file, stderr file)
 my $Seq = 0;
-sub cli {
-    my %env = ref $_[0] eq 'HASH' ? %{ shift() } : ();
-    my @args = @_;
-    my ($out, $err) = map { "$tmp/cli-" . ++$Seq . ".$_" } qw(out err);
+sub start_cli {
+    my ($o, @args) = @_;
+    my ($out, $err) = map { "$tmp/$o->{tag}-" . ++$Seq . ".$_" } qw(out err);
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDOUT, '>', $out or POSIX::_exit(127);
         open STDERR, '>', $err or POSIX::_exit(127);
-        open STDIN, '<', '/dev/null' or POSIX::_exit(127);
+        if ($o->{stdin}) {
+            open STDIN, '<', $o->{stdin} or POSIX::_exit(127);
+        }
         delete $ENV{CIBA_AS_URL};
-        $ENV{$_} = $env{$_} for keys %env;
+        $ENV{$_} = $o->{env}{$_} for keys %{ $o->{env} || {} };
         exec $CLI, @args or POSIX::_exit(127);
     }
+    return ($pid, $out, $err);
+}
+
+# cli([env => {...}], @args): (exit status, stdout, stderr)
+sub cli {
+    my %env = ref $_[0] eq 'HASH' ? %{ shift() } : ();
+    my ($pid, $out, $err) = start_cli({ env => \%env, stdin => '/dev/null',
+                                        tag => 'cli' }, @_);
     my $done = wait_for($pid, 30);
     my $rc = $done ? $? >> 8 : -1;
     return ($rc, slurp($out), slurp($err));
 }
 
 # the CLI in the background: (pid, stdout file, stderr file)
-sub cli_bg {
-    my @args = @_;
-    my ($out, $err) = map { "$tmp/bg-" . ++$Seq . ".$_" } qw(out err);
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', $out or POSIX::_exit(127);
-        open STDERR, '>', $err or POSIX::_exit(127);
-        delete $ENV{CIBA_AS_URL};
-        exec $CLI, @args or POSIX::_exit(127);
-    }
-    return ($pid, $out, $err);
-}
+sub cli_bg { return start_cli({ tag => 'bg' }, @_) }
 
 # waits up to $secs for $pid; kills it (TERM) when it is still there
 sub wait_for {
@@ -188,57 +187,13 @@ sub slurp {
 
 # ---- the development AS ------------------------------------------------------
 
-my ($as_pid, $AS);
+my $AS = eval { DevAS::start(log => "$tmp/dev-as.log") } or BAIL_OUT($@);
 
-END {
-    local $?;
-    if ($$ == $OWNER && $as_pid) {
-        kill 'TERM', $as_pid;
-        waitpid $as_pid, 0;
-    }
-}
+sub as { return DevAS::call(@_) }
 
-{
-    my $log = "$tmp/dev-as.log";
-    pipe(my $rd, my $wr) or die "pipe: $!";
-    $as_pid = fork // die "fork: $!";
-    if ($as_pid == 0) {
-        close $rd;
-        open STDOUT, '>&', $wr or POSIX::_exit(127);
-        open STDERR, '>', $log or POSIX::_exit(127);
-        exec 'node', $DEV_AS, '--port', '0' or POSIX::_exit(127);
-    }
-    close $wr;
-    my $line;
-    eval {
-        local $SIG{ALRM} = sub { die "timeout\n" };
-        alarm 20;
-        $line = <$rd>;
-        alarm 0;
-    };
-    close $rd;
-    if (!defined $line
-        || $line !~ m{^dev-as listening on (http://127\.0\.0\.1:\d+)$})
-    {
-        BAIL_OUT('dev-as did not start: ' . ($line // 'no output') . "\n"
-                 . slurp($log));
-    }
-    $AS = $1;
-}
-
-my %SUB = map { ($_->{login_hint} => $_->{sub}) }
-          @{ as(GET => '/admin/users')->{users} // [] };
+my %SUB = DevAS::subs();
 ok $SUB{alice} && $SUB{bob}, 'the AS has alice and bob'
     or BAIL_OUT('no demo users');
-
-sub as {
-    my ($method, $path, $in, %h) = @_;
-    my $res = $HT->request($method, "$AS$path", {
-        headers => { 'Content-Type' => 'application/json', %h },
-        defined $in ? (content => ref $in ? $JSON->encode($in) : $in) : () });
-    my $out = eval { $JSON->decode($res->{content}) };
-    return wantarray ? ($res->{status}, $out // {}) : $out // {};
-}
 
 sub state_of { return as(GET => "/admin/requests/$_[0]")->{state} // 'none' }
 
@@ -253,11 +208,11 @@ sub backchannel {
         method => 'POST', path => $o{path} // '/tools/refund',
         locations => [ 'https://tools.example' . ($o{path} // '/tools/refund') ],
     } ]);
-    my $res = $HT->post_form("$AS/backchannel", {
+    my $res = DevAS::form('/backchannel', {
         scope => 'openid', login_hint => $user, binding_message => $bm,
         authorization_details => $ad,
         $o{expiry} ? (requested_expiry => $o{expiry}) : () },
-        { headers => { Authorization => "Basic $BASIC" } });
+        Authorization => "Basic $BASIC");
     my $id = eval { $JSON->decode($res->{content})->{auth_req_id} };
     $id or BAIL_OUT("backchannel request refused: $res->{content}");
     return $id;

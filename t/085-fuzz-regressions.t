@@ -26,87 +26,38 @@ use lib 't';
 
 use Test::More;
 
-BEGIN {
-    plan skip_all => 'filling the zone takes hundreds of requests, timed: '
-                     . 'not run under valgrind (TEST_NGINX_USE_VALGRIND)'
-        if $ENV{TEST_NGINX_USE_VALGRIND};
-}
-
 use Time::HiRes qw(sleep time);
 
 use CibaNginx;
-use CibaTest qw(keys_dir warm_state);
-use CibaLoad qw(kind json_of mock_start as as_count node_ok fast_mint);
+use CibaTest qw(warm_state token_location);
+use CibaLoad qw(kind json_of mock_up as_count plan_skip fast_mint);
+use MockAS ();
 
-plan skip_all => 'node >= 20 is needed for the mock AS' unless node_ok();
+plan_skip('filling the zone takes hundreds of requests, timed');
 
 my $ng = CibaNginx->new(workers => 1);
-my $keys = keys_dir();
 my $port = $ng->port;
-my $mport = $port + 1;
 my $state = warm_state(epoch => int(time) - 3600);
-my $logs = $ng->servroot . '/logs';
-my $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';  # poll-client:poll-secret
 my $SHORT = 5;              # ciba_requested_expiry of /ciba/short
 my $MID = 8;                # ... of /ciba/mid
 
-mock_start($mport, log => "$logs/mock-as.log");
-as(POST => '/_admin/config', { interval => 1, users => [ 'alice', 'filler' ] });
-
-my $as_locations = <<"_EOC_";
-        location = /_as/bc {
-            internal;
-            proxy_pass http://127.0.0.1:$mport/bc-authorize;
-            proxy_set_header Authorization "$BASIC";
-        }
-
-        location = /_as/token {
-            internal;
-            proxy_pass http://127.0.0.1:$mport/token;
-            proxy_set_header Authorization "$BASIC";
-        }
-_EOC_
+my $mport = mock_up($ng, users => [ 'alice', 'filler' ]);
 
 $ng->write_config(
     http   => "    ciba_zone z:32k state=$state;\n",
-    server => <<"_EOC_");
-        ciba_action refund;
-        ciba_backchannel_endpoint /_as/bc;
-        ciba_token_endpoint /_as/token;
-        ciba_login_hint \$http_x_user;
-
-        location = /tools/short {
-            ciba on;
-            ciba_issuer https://as.example;
-            ciba_audience https://tools.example;
-            ciba_key_file $keys/ec256.pub kid=ec1;
-            ciba_leeway 0;
-            ciba_token_max_age 2s;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /ciba/short {
-            ciba on;
-            ciba_requested_expiry ${SHORT}s;
-            ciba_max_pending 2;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /ciba/mid {
-            ciba on;
-            ciba_requested_expiry ${MID}s;
-            ciba_max_pending 1000;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /ciba/long {
-            ciba on;
-            ciba_requested_expiry 300s;
-            ciba_max_pending 1000;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-$as_locations
+    server => "        ciba_action refund;\n\n"
+              . token_location('= /tools/short', $port, 'ciba_leeway 0;',
+                               'ciba_token_max_age 2s;')
+              . MockAS::ciba_location('= /ciba/short', $port,
+                                      "ciba_requested_expiry ${SHORT}s;",
+                                      'ciba_max_pending 2;')
+              . MockAS::ciba_location('= /ciba/mid', $port,
+                                      "ciba_requested_expiry ${MID}s;",
+                                      'ciba_max_pending 1000;')
+              . MockAS::ciba_location('= /ciba/long', $port,
+                                      'ciba_requested_expiry 300s;',
+                                      'ciba_max_pending 1000;')
+              . MockAS::locations($mport) . <<"_EOC_");
         location = /backend {
             return 200 "upstream ran\\n";
         }

@@ -30,22 +30,17 @@ use lib 't';
 
 use Test::More;
 
-BEGIN {
-    plan skip_all => 'hundreds of concurrent requests are meaningless '
-                     . 'under valgrind (TEST_NGINX_USE_VALGRIND is set)'
-        if $ENV{TEST_NGINX_USE_VALGRIND};
-}
-
 use JSON::PP ();
 use MIME::Base64 qw(decode_base64url);
 use Time::HiRes qw(sleep time);
 
 use CibaNginx;
-use CibaTest qw(mint keys_dir warm_state);
-use CibaLoad qw(kind tally summary json_of decision_lines mock_start as
-                as_reqs as_count node_ok wait_until);
+use CibaTest qw(mint warm_state);
+use CibaLoad qw(kind tally summary json_of decision_lines mock_up as
+                as_reqs as_count plan_skip wait_until health_ok stop_ok
+                write_soak_config);
 
-plan skip_all => 'node >= 20 is needed for the mock AS' unless node_ok();
+plan_skip('hundreds of concurrent requests are meaningless');
 
 my $N = 500;
 my $SOAK = $ENV{SOAK} ? 1 : 0;
@@ -56,63 +51,15 @@ my $BARE_ROUNDS = $SOAK ? 5 : 1;
 my $T0 = time;
 
 my $ng = CibaNginx->new(workers => 2, worker_connections => 4096);
-my $keys = keys_dir();
-my $port = $ng->port;
-my $mport = $port + 1;
 my $state = warm_state(epoch => int(time) - 3600);
 my $logs = $ng->servroot . '/logs';
-my $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';  # poll-client:poll-secret
 
-mock_start($mport, log => "$logs/mock-as.log");
-as(POST => '/_admin/config', { interval => 1, slow_down => JSON::PP::false,
-                               users => [ map { "u$_" } 1 .. 20 ] });
+my $mport = mock_up($ng, users => [ map { "u$_" } 1 .. 20 ]);
 
 my $BODY = '{"reason":"duplicate charge"}';
 
-$ng->write_config(
-    listen => 'reuseport',
-    http   => <<"_EOC_",
-    ciba_zone soak:4m state=$state;
-    log_format upstream '\$arg_order';
-_EOC_
-    server => <<"_EOC_");
-        location = /tools/refund {
-            ciba on;
-            ciba_action refund;
-            ciba_issuer https://as.example;
-            ciba_audience https://tools.example;
-            ciba_key_file $keys/ec256.pub kid=ec1;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /ciba/refund {
-            ciba on;
-            ciba_action refund;
-            ciba_backchannel_endpoint /_as/bc;
-            ciba_token_endpoint /_as/token;
-            ciba_login_hint \$http_x_user;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /_as/bc {
-            internal;
-            proxy_pass http://127.0.0.1:$mport/bc-authorize;
-            proxy_set_header Authorization "$BASIC";
-            proxy_read_timeout 20s;
-        }
-
-        location = /_as/token {
-            internal;
-            proxy_pass http://127.0.0.1:$mport/token;
-            proxy_set_header Authorization "$BASIC";
-            proxy_read_timeout 20s;
-        }
-
-        location = /backend {
-            access_log $logs/upstream.log upstream;
-            return 200 "upstream ran \$arg_order\\n";
-        }
-_EOC_
+write_soak_config($ng, $mport, state => $state, zone => '4m',
+                  as_timeout => '20s');
 
 $ng->start or BAIL_OUT('nginx did not start: ' . $ng->error);
 
@@ -395,14 +342,8 @@ for my $round (1 .. $BARE_ROUNDS) {
 
 # ---- health ------------------------------------------------------------------
 
-is_deeply([ sort { $a <=> $b } $ng->worker_pids ],
-          [ sort { $a <=> $b } @workers ], 'the same two workers throughout');
-is($ng->crash_reports, '', 'no crashed worker');
-unlike($ng->error_log, qr/\[(?:alert|crit|emerg)\]/,
-       'no [alert], [crit] or [emerg]');
-
-ok($ng->stop, 'nginx stops gracefully');
-unlink $state;
+health_ok($ng, @workers);
+stop_ok($ng, $state);
 
 note sprintf 'took %.1f s', time - $T0;
 

@@ -34,22 +34,16 @@ use lib 't';
 
 use Test::More;
 
-BEGIN {
-    plan skip_all => 'timing-based load under reloads: not run under '
-                     . 'valgrind (TEST_NGINX_USE_VALGRIND is set)'
-        if $ENV{TEST_NGINX_USE_VALGRIND};
-}
-
-use JSON::PP ();
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
 use CibaNginx;
-use CibaTest qw(keys_dir warm_state);
-use CibaLoad qw(kind tally summary json_of decision_lines mock_start as
-                as_reqs as_count node_ok wait_until fast_mint);
+use CibaTest qw(warm_state);
+use CibaLoad qw(kind tally summary json_of decision_lines mock_up as
+                as_reqs as_count plan_skip wait_until fast_mint stop_ok
+                write_soak_config);
 
-plan skip_all => 'node >= 20 is needed for the mock AS' unless node_ok();
+plan_skip('timing-based load under reloads');
 
 my $SOAK = $ENV{SOAK} ? 1 : 0;
 my $DURATION = $SOAK ? 60 : 20;     # seconds of reloads under load
@@ -62,62 +56,14 @@ my $T0 = time;
 
 my $ng = CibaNginx->new(workers => 2, worker_connections => 2048,
                         timeout => 30);
-my $keys = keys_dir();
-my $port = $ng->port;
-my $mport = $port + 1;
 my $state = warm_state(epoch => int(time) - 3600);
 my $logs = $ng->servroot . '/logs';
-my $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';  # poll-client:poll-secret
 my $BODY = '{"reason":"duplicate charge"}';
 
-mock_start($mport, log => "$logs/mock-as.log");
-as(POST => '/_admin/config', { interval => 1, slow_down => JSON::PP::false,
-                               users => [ map { "p$_" } 1 .. $P ] });
+my $mport = mock_up($ng, users => [ map { "p$_" } 1 .. $P ]);
 
-$ng->write_config(
-    listen => 'reuseport',
-    http   => <<"_EOC_",
-    ciba_zone soak:16m state=$state;
-    log_format upstream '\$arg_order';
-_EOC_
-    server => <<"_EOC_");
-        location = /tools/refund {
-            ciba on;
-            ciba_action refund;
-            ciba_issuer https://as.example;
-            ciba_audience https://tools.example;
-            ciba_key_file $keys/ec256.pub kid=ec1;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /ciba/refund {
-            ciba on;
-            ciba_action refund;
-            ciba_backchannel_endpoint /_as/bc;
-            ciba_token_endpoint /_as/token;
-            ciba_login_hint \$http_x_user;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /_as/bc {
-            internal;
-            proxy_pass http://127.0.0.1:$mport/bc-authorize;
-            proxy_set_header Authorization "$BASIC";
-            proxy_read_timeout 10s;
-        }
-
-        location = /_as/token {
-            internal;
-            proxy_pass http://127.0.0.1:$mport/token;
-            proxy_set_header Authorization "$BASIC";
-            proxy_read_timeout 10s;
-        }
-
-        location = /backend {
-            access_log $logs/upstream.log upstream;
-            return 200 "upstream ran \$arg_order\\n";
-        }
-_EOC_
+write_soak_config($ng, $mport, state => $state, zone => '16m',
+                  as_timeout => '10s');
 
 $ng->start or BAIL_OUT('nginx did not start: ' . $ng->error);
 
@@ -408,8 +354,7 @@ for my $i ($APPROVED + 1 .. $P) {
 
 is(as_count('/bc-authorize'), $P, 'still no second backchannel request');
 
-ok($ng->stop, 'nginx stops gracefully');
-unlink $state;
+stop_ok($ng, $state);
 unlike($ng->error_log, qr/exited on signal|\[(?:alert|crit|emerg)\]/,
        'nothing bad at the stop');
 

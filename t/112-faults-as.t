@@ -41,21 +41,16 @@ use lib 't';
 
 use Test::More;
 
-BEGIN {
-    plan skip_all => 'timing-based (AS paused, timeouts): not run under '
-                     . 'valgrind (TEST_NGINX_USE_VALGRIND is set)'
-        if $ENV{TEST_NGINX_USE_VALGRIND};
-}
-
-use JSON::PP ();
 use Time::HiRes qw(sleep time);
 
 use CibaNginx;
 use CibaTest qw(warm_state);
-use CibaLoad qw(kind summary decision_lines mock_start mock_kill mock_signal
-                as as_reqs as_count node_ok wait_until timed);
+use CibaLoad qw(kind summary decision_lines mock_kill mock_signal as
+                as_reqs as_count plan_skip wait_until timed health_ok
+                stop_ok);
+use MockAS ();
 
-plan skip_all => 'node >= 20 is needed for the mock AS' unless node_ok();
+plan_skip('timing-based (AS paused, timeouts)');
 
 my $CONNECT = 2;        # proxy_connect_timeout to the AS, seconds
 my $READ = 3;           # proxy_read_timeout and proxy_send_timeout
@@ -70,56 +65,31 @@ my $port = $ng->port;
 my $mport = $port + 1;
 my $state = warm_state();
 my $logs = $ng->servroot . '/logs';
-my $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';  # poll-client:poll-secret
 my $BODY = '{"amount":10}';
 my @USERS = map { ("a$_", "b$_", "c$_", "d$_", "e$_", "f$_", "g$_") } 1 .. 30;
 
 my $mock_starts = 0;
 
 sub mock_up {
-    mock_start($mport, log => "$logs/mock-as-" . ++$mock_starts . '.log');
-    as(POST => '/_admin/config', { interval => 1,
-                                   slow_down => JSON::PP::false,
-                                   users => \@USERS });
+    CibaLoad::mock_up($ng, log => "$logs/mock-as-" . ++$mock_starts . '.log',
+                      users => \@USERS);
 }
 
 mock_up();
 
-sub protected {
-    my ($loc, @extra) = @_;
-    return <<"_EOC_" . join('', map { "            $_\n" } @extra) . <<"_EOC_";
-        location = /$loc/refund {
-            ciba on;
-            ciba_action refund;
-            ciba_backchannel_endpoint /_as/bc;
-            ciba_token_endpoint /_as/token;
-            ciba_login_hint \$http_x_user;
-            ciba_max_pending 40;
-_EOC_
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-_EOC_
-}
-
-sub as_location {
-    my ($name, $path) = @_;
-    return <<"_EOC_";
-        location = /_as/$name {
-            internal;
-            proxy_pass http://127.0.0.1:$mport/$path;
-            proxy_set_header Authorization "$BASIC";
-            proxy_connect_timeout ${CONNECT}s;
-            proxy_send_timeout ${READ}s;
-            proxy_read_timeout ${READ}s;
-        }
-_EOC_
-}
-
 $ng->write_config(
     http   => "    ciba_zone faults:1m state=$state;\n",
-    server => protected('ciba') . protected('wait', "ciba_wait ${WAIT}s;")
-              . as_location('bc', 'bc-authorize')
-              . as_location('token', 'token') . <<"_EOC_");
+    server => "        ciba_action refund;\n\n"
+              . MockAS::ciba_location('= /ciba/refund', $port,
+                                      'ciba_max_pending 40;')
+              . MockAS::ciba_location('= /wait/refund', $port,
+                                      'ciba_max_pending 40;',
+                                      "ciba_wait ${WAIT}s;")
+              . MockAS::locations($mport,
+                                  "proxy_connect_timeout ${CONNECT}s;",
+                                  "proxy_send_timeout ${READ}s;",
+                                  "proxy_read_timeout ${READ}s;")
+              . <<"_EOC_");
         location = /backend {
             return 200 "upstream ran \$arg_order\\n";
         }
@@ -520,16 +490,8 @@ subtest 'the AS is killed while it answers' => sub {
 diag join "\n", 'requests that met a fault, seconds:',
      map { sprintf '  %5.2f  %s', $_->[1] // -1, $_->[0] } @times;
 
-is_deeply([ sort { $a <=> $b } $ng->worker_pids ],
-          [ sort { $a <=> $b } @workers ], 'the same two workers throughout');
-is($ng->crash_reports, '', 'no crashed worker');
-unlike($ng->error_log, qr/\[(?:alert|crit|emerg)\]/,
-       'no [alert], [crit] or [emerg]')
-    or diag join '', grep { /\[(?:alert|crit|emerg)\]/ } split /^/,
-                     $ng->error_log;
-
-ok($ng->stop, 'nginx stops gracefully');
-unlink $state;
+health_ok($ng, @workers);
+stop_ok($ng, $state);
 
 note sprintf 'took %.1f s', time - $T0;
 

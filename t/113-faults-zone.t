@@ -32,21 +32,16 @@ use lib 't';
 
 use Test::More;
 
-BEGIN {
-    plan skip_all => 'filling the zone takes hundreds of requests, timed: '
-                     . 'not run under valgrind (TEST_NGINX_USE_VALGRIND)'
-        if $ENV{TEST_NGINX_USE_VALGRIND};
-}
-
-use JSON::PP ();
 use Time::HiRes qw(sleep time);
 
 use CibaNginx;
-use CibaTest qw(keys_dir warm_state);
-use CibaLoad qw(kind tally summary json_of decision_lines mock_start as
-                as_reqs as_count node_ok wait_until fast_mint);
+use CibaTest qw(warm_state token_location);
+use CibaLoad qw(kind tally summary json_of decision_lines mock_up as
+                as_reqs as_count plan_skip wait_until fast_mint health_ok
+                stop_ok);
+use MockAS ();
 
-plan skip_all => 'node >= 20 is needed for the mock AS' unless node_ok();
+plan_skip('filling the zone takes hundreds of requests, timed');
 
 my $T0 = time;
 my $EXPIRY = 10;            # ciba_requested_expiry: pending records' life
@@ -54,66 +49,24 @@ my $LONG_LIFE = 120 + 10 + 1;   # a default token's record (t/060)
 my $SHORT_LIFE = 2 + 0 + 1;     # /tools/short: exp 2 s after iat, leeway 0
 
 my $ng = CibaNginx->new(workers => 2);
-my $keys = keys_dir();
 my $port = $ng->port;
-my $mport = $port + 1;
 my $state = warm_state(epoch => int(time) - 3600);
 my $logs = $ng->servroot . '/logs';
-my $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';  # poll-client:poll-secret
 my $ARGS = 'order=42&amount=10';
 my $BODY = '{"reason":"duplicate charge"}';
 
-mock_start($mport, log => "$logs/mock-as.log");
-as(POST => '/_admin/config', {
-    interval => 1, slow_down => JSON::PP::false,
-    users => [ map { sprintf 'z%03d', $_ } 1 .. 600 ] });
+my $mport = mock_up($ng, users => [ map { sprintf 'z%03d', $_ } 1 .. 600 ]);
 
 $ng->write_config(
     http   => "    ciba_zone z:32k state=$state;\n",
-    server => <<"_EOC_");
-        ciba_action refund;
-
-        location = /tools/refund {
-            ciba on;
-            ciba_issuer https://as.example;
-            ciba_audience https://tools.example;
-            ciba_key_file $keys/ec256.pub kid=ec1;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /tools/short {
-            ciba on;
-            ciba_issuer https://as.example;
-            ciba_audience https://tools.example;
-            ciba_key_file $keys/ec256.pub kid=ec1;
-            ciba_leeway 0;
-            ciba_token_max_age 2s;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /ciba/refund {
-            ciba on;
-            ciba_backchannel_endpoint /_as/bc;
-            ciba_token_endpoint /_as/token;
-            ciba_login_hint \$http_x_user;
-            ciba_requested_expiry ${EXPIRY}s;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /_as/bc {
-            internal;
-            proxy_pass http://127.0.0.1:$mport/bc-authorize;
-            proxy_set_header Authorization "$BASIC";
-            proxy_read_timeout 10s;
-        }
-
-        location = /_as/token {
-            internal;
-            proxy_pass http://127.0.0.1:$mport/token;
-            proxy_set_header Authorization "$BASIC";
-            proxy_read_timeout 10s;
-        }
-
+    server => "        ciba_action refund;\n\n"
+              . token_location('= /tools/refund', $port)
+              . token_location('= /tools/short', $port, 'ciba_leeway 0;',
+                               'ciba_token_max_age 2s;')
+              . MockAS::ciba_location('= /ciba/refund', $port,
+                                      "ciba_requested_expiry ${EXPIRY}s;")
+              . MockAS::locations($mport, 'proxy_read_timeout 10s;')
+              . <<"_EOC_");
         location = /backend {
             return 200 "upstream ran\\n";
         }
@@ -369,14 +322,8 @@ my %n = tally(@res);
 
 # ---- health ----------------------------------------------------------------------------
 
-is_deeply([ sort { $a <=> $b } $ng->worker_pids ],
-          [ sort { $a <=> $b } @workers ], 'the same two workers throughout');
-is($ng->crash_reports, '', 'no crashed worker');
-unlike($ng->error_log, qr/\[(?:alert|crit|emerg)\]/,
-       'no [alert], [crit] or [emerg]');
-
-ok($ng->stop, 'nginx stops gracefully');
-unlink $state;
+health_ok($ng, @workers);
+stop_ok($ng, $state);
 
 note sprintf 'took %.1f s', time - $T0;
 

@@ -29,21 +29,15 @@ use lib 't';
 
 use Test::More;
 
-BEGIN {
-    plan skip_all => 'timing-based (held requests, disconnects): not run '
-                     . 'under valgrind (TEST_NGINX_USE_VALGRIND is set)'
-        if $ENV{TEST_NGINX_USE_VALGRIND};
-}
-
-use JSON::PP ();
 use Time::HiRes qw(sleep time);
 
 use CibaNginx;
-use CibaTest qw(keys_dir warm_state);
-use CibaLoad qw(kind summary decision_lines mock_start as as_reqs node_ok
-                wait_until timed build_request fast_mint);
+use CibaTest qw(warm_state token_location);
+use CibaLoad qw(kind summary decision_lines mock_up as as_reqs plan_skip
+                wait_until timed build_request fast_mint health_ok stop_ok);
+use MockAS ();
 
-plan skip_all => 'node >= 20 is needed for the mock AS' unless node_ok();
+plan_skip('timing-based (held requests, disconnects)');
 
 my $WAIT = 10;          # ciba_wait
 my $BODY_TIMEOUT = 2;   # client_body_timeout
@@ -51,31 +45,14 @@ my $BODY_TIMEOUT = 2;   # client_body_timeout
 my $T0 = time;
 
 my $ng = CibaNginx->new(workers => 2);
-my $keys = keys_dir();
 my $port = $ng->port;
-my $mport = $port + 1;
 my $state = warm_state();
 my $logs = $ng->servroot . '/logs';
 my $acclog = "$logs/ciba-access.log";
-my $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';  # poll-client:poll-secret
 my $BODY = '{"note":"' . ('x' x 1980) . '"}';     # 2000 bytes
 
-mock_start($mport, log => "$logs/mock-as.log");
-as(POST => '/_admin/config', {
-    interval => 1, slow_down => JSON::PP::false,
-    users => [ map { ("p$_", "w$_", "c$_", "t$_") } 1 .. 60 ] });
-
-sub as_location {
-    my ($name, $path) = @_;
-    return <<"_EOC_";
-        location = /_as/$name {
-            internal;
-            proxy_pass http://127.0.0.1:$mport/$path;
-            proxy_set_header Authorization "$BASIC";
-            proxy_read_timeout 10s;
-        }
-_EOC_
-}
+my $mport = mock_up($ng, users => [ map { ("p$_", "w$_", "c$_", "t$_") }
+                                    1 .. 60 ]);
 
 $ng->write_config(
     http   => <<"_EOC_",
@@ -85,36 +62,14 @@ $ng->write_config(
                     'user=\$http_x_user decision=\$ciba_decision '
                     'reason=\$ciba_reason';
 _EOC_
-    server => as_location('bc', 'bc-authorize')
-              . as_location('token', 'token') . <<"_EOC_");
-        access_log $acclog ciba;
-        ciba_action refund;
-
-        location = /ciba/refund {
-            ciba on;
-            ciba_backchannel_endpoint /_as/bc;
-            ciba_token_endpoint /_as/token;
-            ciba_login_hint \$http_x_user;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /wait/refund {
-            ciba on;
-            ciba_backchannel_endpoint /_as/bc;
-            ciba_token_endpoint /_as/token;
-            ciba_login_hint \$http_x_user;
-            ciba_wait ${WAIT}s;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
-        location = /tools/refund {
-            ciba on;
-            ciba_issuer https://as.example;
-            ciba_audience https://tools.example;
-            ciba_key_file $keys/ec256.pub kid=ec1;
-            proxy_pass http://127.0.0.1:$port/backend;
-        }
-
+    server => MockAS::locations($mport, 'proxy_read_timeout 10s;')
+              . "        access_log $acclog ciba;\n"
+              . "        ciba_action refund;\n\n"
+              . MockAS::ciba_location('= /ciba/refund', $port)
+              . MockAS::ciba_location('= /wait/refund', $port,
+                                      "ciba_wait ${WAIT}s;")
+              . token_location('= /tools/refund', $port)
+              . <<"_EOC_");
         location = /backend {
             return 200 "upstream ran \$arg_order\\n";
         }
@@ -405,14 +360,8 @@ subtest 'clients that go away during a token request (wait mode)' => sub {
                               headers => [ 'Approval-Token' => $t ]) ]);
     is($r->{kind}, '200', 'a fresh token still passes');
 }
-is_deeply([ sort { $a <=> $b } $ng->worker_pids ],
-          [ sort { $a <=> $b } @workers ], 'the same two workers throughout');
-is($ng->crash_reports, '', 'no crashed worker');
-unlike($ng->error_log, qr/\[(?:alert|crit|emerg)\]/,
-       'no [alert], [crit] or [emerg]');
-
-ok($ng->stop, 'nginx stops gracefully');
-unlink $state;
+health_ok($ng, @workers);
+stop_ok($ng, $state);
 
 note sprintf 'took %.1f s', time - $T0;
 

@@ -46,16 +46,11 @@ use warnings;
 
 use lib 't';
 
-my $NODE_OK;
-BEGIN {
-    my $v = `node --version 2>/dev/null` // '';
-    $NODE_OK = ($? == 0 && $v =~ /^v(\d+)\./ && $1 >= 20) ? 1 : 0;
-}
+use CibaTest ();
 
-use Test::Nginx::Socket $NODE_OK
+use Test::Nginx::Socket CibaTest::node_ok()
     ? ('no_plan') : (skip_all => 'node >= 20 is needed for the mock AS');
 
-use CibaTest ();
 use MockAS;
 use Crypt::AuthEnc::GCM qw(gcm_encrypt_authenticate);
 use Crypt::PRNG qw(random_bytes);
@@ -97,18 +92,7 @@ sub as_call { MockAS::call(@_) }
 # as_setup(config => {...}, script => { '/bc-authorize' => [ step, ... ] }):
 # a fresh mock (requests, counts, auth requests and scripts forgotten), a
 # 1 s interval and no slow_down unless said otherwise
-sub as_setup {
-    my (%o) = @_;
-    as_call(POST => '/_admin/reset', {});
-    as_call(POST => '/_admin/config', {
-        interval => 1, slow_down => JSON::PP::false, %{ $o{config} || {} },
-    });
-    for my $ep (sort keys %{ $o{script} || {} }) {
-        as_call(POST => '/_admin/script',
-                { endpoint => $ep, responses => $o{script}{$ep} });
-    }
-    return 1;
-}
+sub as_setup { MockAS::setup(@_) }
 
 # a request to nginx from an init section (priming)
 sub ngx_request {

@@ -41,10 +41,11 @@ use lib 't';
 
 use Test::More;
 
+use CibaTest qw(digest warm_state node_ok);
+
 BEGIN {
-    my $v = `node --version 2>/dev/null` // '';
     plan skip_all => 'node >= 20 is needed for the mock AS'
-        unless $? == 0 && $v =~ /^v(\d+)\./ && $1 >= 20;
+        unless node_ok();
     plan skip_all => 'not run under valgrind (TEST_NGINX_USE_VALGRIND)'
         if $ENV{TEST_NGINX_USE_VALGRIND};
 }
@@ -59,12 +60,10 @@ use POSIX ();
 use Time::HiRes qw(sleep time);
 
 use CibaNginx;
-use CibaTest qw(digest warm_state);
 use MockAS;
 
 my $AS_PORT = 19931;
 my $ISSUER = "http://127.0.0.1:$AS_PORT";
-my $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';  # poll-client:poll-secret
 my $JSON = JSON::PP->new->canonical;
 
 my $T0 = time;
@@ -78,26 +77,12 @@ sub start_mock {
 
 sub as_call { MockAS::call(@_) }
 
-sub as_setup {
-    my (%o) = @_;
-    as_call(POST => '/_admin/reset', {});
-    as_call(POST => '/_admin/config', {
-        interval => 1, slow_down => JSON::PP::false, %{ $o{config} || {} },
-    });
-    for my $ep (sort keys %{ $o{script} || {} }) {
-        as_call(POST => '/_admin/script',
-                { endpoint => $ep, responses => $o{script}{$ep} });
-    }
-}
+sub as_setup { MockAS::setup(@_) }
 
 # the requests the mock received on a path, in order
-sub as_reqs {
-    my ($path) = @_;
-    my $r = as_call(GET => "/_admin/requests?path=$path");
-    return @{ $r->{requests} };
-}
+sub as_reqs { MockAS::requests(@_) }
 
-sub as_count { return scalar as_reqs(@_) }
+sub as_count { MockAS::count(@_) }
 
 # the auth_req_id of the n-th backchannel request the mock answered
 sub areq_id {
@@ -117,13 +102,11 @@ my $PORT = $ng->port;
 sub config {
     my (%o) = @_;
     my $state = warm_state();
-    my $keys = $o{keys} ? <<"_EOC_" : '';
-            ciba_key_file $o{keys};
-            ciba_issuer $ISSUER;
-            ciba_audience https://tools.example;
-_EOC_
+    my @keys = $o{keys} ? ("ciba_key_file $o{keys};",
+                           "ciba_issuer $ISSUER;",
+                           'ciba_audience https://tools.example;') : ();
 
-    $ng->write_config(http => <<"_EOC_", server => <<"_EOC_");
+    $ng->write_config(http => <<"_EOC_", server => <<"_EOC_"
     ciba_zone ciba_flow:1m state=$state;
 
     log_format ciba_flow 'access: \$request_method \$uri status=\$status '
@@ -131,35 +114,13 @@ _EOC_
                          'approver=\$ciba_approver ref=\$ciba_request_ref';
     access_log logs/error.log ciba_flow;
 _EOC_
-        location /tools/refund {
-            ciba on;
-            ciba_action refund;
-            ciba_backchannel_endpoint /_as/bc;
-            ciba_token_endpoint /_as/token;
-            ciba_login_hint \$http_x_user;
-            ciba_max_pending 20;
-$keys
-            proxy_pass http://127.0.0.1:$PORT/backend;
-        }
-
-        location = /_as/bc {
-            internal;
-            proxy_pass http://127.0.0.1:$AS_PORT/bc-authorize;
-            proxy_set_header Authorization "$BASIC";
-            proxy_read_timeout 5s;
-        }
-
-        location = /_as/token {
-            internal;
-            proxy_pass http://127.0.0.1:$AS_PORT/token;
-            proxy_set_header Authorization "$BASIC";
-            proxy_read_timeout 5s;
-        }
-
         location /backend {
             return 200 "upstream ran \$request_method \$arg_order\\n";
         }
 _EOC_
+        . MockAS::ciba_location('/tools/refund', $PORT, 'ciba_action refund;',
+                                'ciba_max_pending 20;', @keys)
+        . MockAS::locations($AS_PORT, 'proxy_read_timeout 5s;'));
 }
 
 sub restart {

@@ -32,10 +32,11 @@ use lib 't';
 
 use Test::More;
 
+use CibaTest qw(digest node_ok);
+
 BEGIN {
-    my $v = `node --version 2>/dev/null` // '';
     plan skip_all => 'node >= 20 is needed for the mock AS and the CLI'
-        unless $? == 0 && $v =~ /^v(\d+)\./ && $1 >= 20;
+        unless node_ok();
     plan skip_all => 'not run under valgrind (TEST_NGINX_USE_VALGRIND)'
         if $ENV{TEST_NGINX_USE_VALGRIND};
 }
@@ -49,13 +50,11 @@ use POSIX ();
 use Time::HiRes qw(sleep time);
 
 use CibaNginx;
-use CibaTest qw(digest);
 use MockAS;
 
 my $TOP = abs_path(dirname(__FILE__) . '/../..');
 my $CLI = "$TOP/tools/ciba-agent";
 my $TMP = tempdir(CLEANUP => 1);
-my $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';  # poll-client:poll-secret
 
 my $ng = CibaNginx->new(servroot => ($ENV{TEST_NGINX_SERVROOT}
                                      || 't/servroot') . '-agent',
@@ -70,7 +69,7 @@ my $BASE = "http://127.0.0.1:$PORT";
 
 eval { MockAS::start($AS_PORT); 1 } or BAIL_OUT($@);
 
-$ng->write_config(http => <<"_EOC_", server => <<"_EOC_");
+$ng->write_config(http => <<"_EOC_", server => <<"_EOC_"
     ciba_zone ciba_agent:1m;
 
     map \$http_approval_handle \$agent_handle {
@@ -86,37 +85,16 @@ $ng->write_config(http => <<"_EOC_", server => <<"_EOC_");
                      'len=\$content_length';
     access_log logs/error.log agent;
 _EOC_
-        location /tools/refund {
-            ciba on;
-            ciba_action refund;
-            ciba_backchannel_endpoint /_as/bc;
-            ciba_token_endpoint /_as/token;
-            ciba_login_hint \$http_x_user;
-            ciba_binding_message "Refund \$arg_amount EUR";
-            ciba_binding_message_chars "A-Za-z0-9-._+/!?# ";
-            ciba_binding_message_max 40;
-            ciba_max_pending 50;
-            proxy_pass http://127.0.0.1:$PORT/backend;
-        }
-
-        location = /_as/bc {
-            internal;
-            proxy_pass http://127.0.0.1:$AS_PORT/bc-authorize;
-            proxy_set_header Authorization "$BASIC";
-            proxy_read_timeout 5s;
-        }
-
-        location = /_as/token {
-            internal;
-            proxy_pass http://127.0.0.1:$AS_PORT/token;
-            proxy_set_header Authorization "$BASIC";
-            proxy_read_timeout 5s;
-        }
-
         location /backend {
             return 200 "upstream ran \$request_method \$arg_order\\n";
         }
 _EOC_
+        . MockAS::ciba_location(
+            '/tools/refund', $PORT, 'ciba_action refund;',
+            'ciba_binding_message "Refund $arg_amount EUR";',
+            'ciba_binding_message_chars "A-Za-z0-9-._+/!?# ";',
+            'ciba_binding_message_max 40;', 'ciba_max_pending 50;')
+        . MockAS::locations($AS_PORT, 'proxy_read_timeout 5s;'));
 
 $ng->start or BAIL_OUT('nginx did not start: ' . $ng->error);
 
@@ -125,24 +103,11 @@ $ng->start or BAIL_OUT('nginx did not start: ' . $ng->error);
 
 sub as_call { MockAS::call(@_) }
 
-sub as_setup {
-    my (%o) = @_;
-    as_call(POST => '/_admin/reset', {});
-    as_call(POST => '/_admin/config', {
-        interval => 1, slow_down => JSON::PP::false, %{ $o{config} || {} },
-    });
-    for my $ep (sort keys %{ $o{script} || {} }) {
-        as_call(POST => '/_admin/script',
-                { endpoint => $ep, responses => $o{script}{$ep} });
-    }
-}
+sub as_setup { MockAS::setup(@_) }
 
-sub as_reqs {
-    my ($path) = @_;
-    return @{ as_call(GET => "/_admin/requests?path=$path")->{requests} };
-}
+sub as_reqs { MockAS::requests(@_) }
 
-sub as_count { return scalar as_reqs(@_) }
+sub as_count { MockAS::count(@_) }
 
 # waits until the mock has a pending auth request (and at least $polls
 # token requests for it); its auth_req_id, or undef after the timeout

@@ -51,15 +51,9 @@ our $Keys = CibaTest::keys_dir();
 $ENV{TEST_NGINX_ATTACKER_JWKS} = json({ keys => [ { %{ public_jwk('ec256-other') },
                                                     kid => 'ec1', use => 'sig' } ] });
 
-# the zone, issuer, audience, these keys, the "full" access log into
-# error.log (t/CibaTest.pm)
-our $HttpConfig = CibaTest::http_config(log => 'full', keys => [
-    'ec256.pub kid=ec1',
-    'ec384.pub kid=ec2',
-    'ec521.pub kid=ec3',
-    'rsa.pub kid=rsa1',
-    'ed.pub kid=ed1',
-]);
+# the zone, issuer, audience, the trusted key of each type (ec1, ec2, ec3,
+# rsa1, ed1), the "full" access log into error.log (t/CibaTest.pm)
+our $HttpConfig = CibaTest::http_config(log => 'full', keys => 'all');
 
 our $DefaultConfig = <<'_EOC_';
     location /tools/ {

@@ -63,6 +63,7 @@ ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     unsigned int   md_len;
 
     *body_len = 0;
+    md_len = 0;
 
     if (clcf->covers & NGX_HTTP_CIBA_COVER_BODY) {
         rc = ngx_http_ciba_body_hash(r, clcf->body_limit, body_hex,

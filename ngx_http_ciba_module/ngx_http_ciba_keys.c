@@ -222,13 +222,16 @@ static ngx_int_t
 ngx_http_ciba_add_key(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf,
     ngx_str_t *name, const jwk_item_t *item)
 {
-    size_t                i;
+    size_t                i, oct_len;
     jwt_alg_t             jalg;
     const char           *kid, *curve;
+    const unsigned char  *oct;
     ngx_uint_t            algs;
     ngx_http_ciba_key_t  *key, *keys;
 
     kid = jwks_item_kid(item);
+    oct = NULL;
+    oct_len = 0;
 
     if (jwks_item_use(item) == JWK_PUB_KEY_USE_ENC) {
         ngx_conf_log_error(NGX_LOG_NOTICE, cf, 0,
@@ -293,7 +296,27 @@ ngx_http_ciba_add_key(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf,
         break;
 
     case JWK_KEY_TYPE_OCT:
-        algs = NGX_HTTP_CIBA_ALG_HMAC;
+
+        /* RFC 7518 3.2: a key at least as long as the hash output */
+
+        if (jwks_item_key_oct(item, &oct, &oct_len) != 0 || oct_len < 32) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "HMAC key in \"%V\" has %uz bytes, "
+                               "at least 32 are required", name,
+                               oct ? oct_len : (size_t) 0);
+            return NGX_ERROR;
+        }
+
+        algs = NGX_HTTP_CIBA_ALG_HS256;
+
+        if (oct_len >= 48) {
+            algs |= NGX_HTTP_CIBA_ALG_HS384;
+        }
+
+        if (oct_len >= 64) {
+            algs |= NGX_HTTP_CIBA_ALG_HS512;
+        }
+
         break;
 
     default:
@@ -323,7 +346,10 @@ ngx_http_ciba_add_key(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf,
         }
     }
 
-    if (jwks_item_is_private(item)) {
+    /* an HMAC key is a shared secret: it is always "private" */
+
+    if (jwks_item_kty(item) != JWK_KEY_TYPE_OCT && jwks_item_is_private(item))
+    {
         ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
                            "key%s%s%s in \"%V\" holds private key material; "
                            "only a public key is needed",

@@ -1105,8 +1105,17 @@ ngx_http_ciba_pending_begin(ngx_shm_zone_t *shm_zone, u_char *key,
     counter = ngx_http_ciba_lookup(zone->sh, subject);
 
     if (counter && counter->count >= max) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        return NGX_DECLINED;
+
+        /* approvals that expired but are still in the zone do not count */
+
+        ngx_http_ciba_expire(zone, now, 0);
+
+        counter = ngx_http_ciba_lookup(zone->sh, subject);
+
+        if (counter && counter->count >= max) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return NGX_DECLINED;
+        }
     }
 
     if (counter == NULL) {

@@ -10,6 +10,7 @@ use warnings;
 
 use lib 't';
 use CibaTest ();
+use MIME::Base64 ();
 use Test::Nginx::Socket 'no_plan';
 
 repeat_each(1);
@@ -1067,6 +1068,116 @@ upstream ran POST
 --- error_log eval
 [ qr{\[warn\] .*key "ec1" in ".*/html/private\.jwks" holds private key material; only a public key is needed},
   'ciba: decision=approved reason=token_valid action="refund" subject="" approver="alice" jti="cfg-private-1" kid="ec1" alg=ES256' ]
+
+
+
+=== TEST 52b: an HMAC (oct) key shorter than 32 bytes is refused
+--- http_config
+    ciba_zone ciba_cfg:1m;
+--- config
+    location /tools/ {
+        ciba on;
+        ciba_action refund;
+        ciba_issuer https://as.example;
+        ciba_audience https://tools.example;
+        ciba_algorithms HS256;
+        ciba_key_file ../html/short.jwks;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- user_files eval
+[ [ 'short.jwks', main::jwks({ kty => 'oct', kid => 'h1',
+                               k => MIME::Base64::encode_base64url('x' x 16) }) ] ]
+--- must_die
+--- error_log eval
+qr{\[emerg\] .*HMAC key in ".*/html/short\.jwks" has 16 bytes, at least 32 are required}
+
+
+
+=== TEST 52c: a 32-byte HMAC key verifies HS256 only (not HS384, HS512), without a private key warning
+--- http_config
+    ciba_zone ciba_cfg:1m state=$TEST_NGINX_CIBA_STATE;
+--- config
+    location /tools/ {
+        ciba on;
+        ciba_action refund;
+        ciba_issuer https://as.example;
+        ciba_audience https://tools.example;
+        ciba_algorithms HS256 HS384 HS512;
+        ciba_key_file ../html/hmac.jwks;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+    location /backend { return 200 "upstream ran $request_method\n"; }
+--- user_files eval
+[ [ 'hmac.jwks', main::jwks({ kty => 'oct', kid => 'h1',
+                              k => MIME::Base64::encode_base64url('k' x 32) }) ] ]
+--- mint
+{ secret => 'k' x 32, kid => 'h1', claims => { jti => 'cfg-hmac-256' } }
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- response_body
+upstream ran POST
+--- error_log
+ciba: decision=approved reason=token_valid action="refund" subject="" approver="alice" jti="cfg-hmac-256" kid="h1" alg=HS256
+--- no_error_log
+holds private key material
+
+
+
+=== TEST 52d: a 32-byte HMAC key does not verify HS512 (RFC 7518: the key must be as long as the hash)
+--- http_config
+    ciba_zone ciba_cfg:1m state=$TEST_NGINX_CIBA_STATE;
+--- config
+    location /tools/ {
+        ciba on;
+        ciba_action refund;
+        ciba_issuer https://as.example;
+        ciba_audience https://tools.example;
+        ciba_algorithms HS256 HS384 HS512;
+        ciba_key_file ../html/hmac.jwks;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+    location /backend { return 200 "upstream ran $request_method\n"; }
+--- user_files eval
+[ [ 'hmac.jwks', main::jwks({ kty => 'oct', kid => 'h1',
+                              k => MIME::Base64::encode_base64url('k' x 32) }) ] ]
+--- mint
+{ secret => 'k' x 32, kid => 'h1', alg => 'HS512', claims => { jti => 'cfg-hmac-512' } }
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- error_log eval
+qr/ciba: decision=invalid reason=(key_alg_mismatch|no_key_for_alg) /
+
+
+
+=== TEST 52e: a 64-byte HMAC key verifies HS512
+--- http_config
+    ciba_zone ciba_cfg:1m state=$TEST_NGINX_CIBA_STATE;
+--- config
+    location /tools/ {
+        ciba on;
+        ciba_action refund;
+        ciba_issuer https://as.example;
+        ciba_audience https://tools.example;
+        ciba_algorithms HS512;
+        ciba_key_file ../html/hmac64.jwks;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+    location /backend { return 200 "upstream ran $request_method\n"; }
+--- user_files eval
+[ [ 'hmac64.jwks', main::jwks({ kty => 'oct', kid => 'h2',
+                                k => MIME::Base64::encode_base64url('s' x 64) }) ] ]
+--- mint
+{ secret => 's' x 64, kid => 'h2', alg => 'HS512', claims => { jti => 'cfg-hmac-512b' } }
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- response_body
+upstream ran POST
+--- error_log
+ciba: decision=approved reason=token_valid action="refund" subject="" approver="alice" jti="cfg-hmac-512b" kid="h2" alg=HS512
 
 
 

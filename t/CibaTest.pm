@@ -199,7 +199,8 @@ sub mint {
     my (%o) = @_;
     my $key = $o{key} || 'ec256';
     keys_dir() unless %Keys;
-    my $alg = $o{alg} || ($Keys{$key}{type} eq 'EC' ? 'ES256'
+    my $alg = $o{alg} || (defined $o{secret} ? 'HS256'
+                        : $Keys{$key}{type} eq 'EC' ? 'ES256'
                         : $Keys{$key}{type} eq 'RSA' ? 'RS256' : 'EdDSA');
     my $now = time;
 
@@ -230,12 +231,15 @@ sub mint {
     %claims = (%claims, %{ $o{claims} }) if $o{claims};
     delete @claims{ @{ $o{drop} } } if $o{drop};
 
-    my %hdr = (kid => $Keys{$key}{kid});
+    # secret => BYTES: an HMAC token (HS256 unless alg says), kid => ID
+    my %hdr = (kid => defined $o{secret} ? $o{kid} : $Keys{$key}{kid});
+    delete $hdr{kid} unless defined $hdr{kid};
     %hdr = (%hdr, %{ $o{header} }) if $o{header};
     delete $hdr{kid} if $o{no_kid};
 
     return encode_jwt(payload => \%claims, alg => $alg,
-                      key => load_key($key, 'priv'),
+                      key => defined $o{secret} ? $o{secret}
+                                                : load_key($key, 'priv'),
                       extra_headers => \%hdr);
 }
 

@@ -489,12 +489,39 @@ async function cmdWatch(base, o, pos) {
 
 /* ---- main --------------------------------------------------------------- */
 
+/*
+ * auth_req_ids are base64url and may start with "-": a word that is no
+ * option of ours and looks like an id (or its prefix, as "list" shows) is
+ * an argument, not an option
+ */
+const OPTIONS = new Set(['--as', '--json', '--all', '--latest', '--user',
+    '--auto', '--interval', '--count', '--help', '-h', '--']);
+
+function idsAsArguments(argv) {
+    const opts = [];
+    const ids = [];
+    for (let i = 0; i < argv.length; i++) {
+        const a = argv[i];
+        if (a === '--') {
+            ids.push(...argv.slice(i + 1));
+            break;
+        }
+        if (/^-[A-Za-z0-9_-]{3,}$/.test(a) && !OPTIONS.has(a.split('=')[0])
+            && !/^--[a-z]/.test(a)) {
+            ids.push(a);
+        } else {
+            opts.push(a);
+        }
+    }
+    return ids.length ? [...opts, '--', ...ids] : opts;
+}
+
 async function main(argv) {
     let values;
     let positionals;
     try {
         ({ values, positionals } = parseArgs({
-            args: argv,
+            args: idsAsArguments(argv),
             options: {
                 as: { type: 'string' },
                 json: { type: 'boolean' },

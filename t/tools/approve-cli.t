@@ -361,6 +361,15 @@ my $A2 = backchannel('alice', 'Refund_99_EUR_order_A2', path => $EVIL_PATH);
     ($rc, $out, $err) = cli('--as', $AS, 'deny', 'no-such-request-id');
     is $rc, 3, 'deny an unknown id: exit 3';
 
+    # auth_req_ids are base64url: one may start with "-" (not an option)
+    ($rc, $out, $err) = cli('--as', $AS, 'approve', '-no-such-request-id');
+    is $rc, 3, 'approve an unknown id starting with "-": exit 3 (not usage)';
+    is $err, "ciba-approve: cannot approve -no-such-request-id: no such "
+             . "request at the AS\n",
+        'approve an unknown id starting with "-": says so';
+    ($rc, $out, $err) = cli('--as', $AS, 'show', '--', '-x');
+    is $rc, 3, 'show -- -x: an id after --: exit 3';
+
     # nothing pending
     ($rc, $out, $err) = cli('--as', $AS, 'approve', '--latest');
     is $rc, 3, 'approve --latest, nothing pending: exit 3';

@@ -134,6 +134,12 @@ const ISS = 'https://as.bench';
 const AUD = 'https://tools.bench';
 const LEEWAY = 1;
 const MAX_AGE = 3600;
+/*
+ * The main zone's ciba_token_max_age: longer than the approved runs'
+ * tokens live (see "expiry slots" in main()), so that their exp, not
+ * their iat, sets when their records expire.
+ */
+const ZONE_MAX_AGE = 4 * 3600;
 const USER = 'bench-user';
 const CG_USER = 'callgrind-user';
 const BASIC = 'Basic ' + Buffer.from('poll-client:poll-secret')
@@ -596,7 +602,7 @@ function confMain(root, keys) {
         + httpHead(root, PORT.upMain) + `
     ciba_zone bench:256m;
     ciba_leeway ${LEEWAY}s;
-    ciba_token_max_age ${MAX_AGE}s;
+    ciba_token_max_age ${ZONE_MAX_AGE}s;
 
     js_path ${root}/conf/;
     js_import peer from ${root}/conf/peer.js;
@@ -886,14 +892,16 @@ async function mint(keys, alg, count, prefix, extra = {}) {
     const t0 = Date.now();
     const digest = requestDigest({ action: 'refund', method: REQ.method,
                                    url: target(prefix), body: REQ.body });
+    const iat = Math.floor(Date.now() / 1000);
+    const { exp, ...more } = extra;
     await mintFile({
         out: file, count, alg, keyPem: keys[alg].priv, kid: keys[alg].kid,
-        digest, action: 'refund', iss: ISS, aud: AUD, sub: USER,
-        ttl: MAX_AGE, ...extra,
+        digest, action: 'refund', iss: ISS, aud: AUD, sub: USER, iat,
+        ttl: exp === undefined ? MAX_AGE : exp - iat, ...more,
     });
     const ms = Date.now() - t0;
     log(`minted ${count} ${alg} tokens for /${prefix}/ in ${ms} ms`);
-    return { file, count, ms };
+    return { file, count, ms, exp: extra.exp };
 }
 
 function malformedTokens(keys) {
@@ -1702,15 +1710,42 @@ async function main() {
      * that do not measure time run: instruction counts under callgrind
      * (on ports of their own) and the zone fills.
      */
+    const others = vs.filter((v) => v.id !== 'base');
+    const plans = [];
+    for (let k = 0; k < CFG.rounds; k++) {
+        const order = rotate(others, Math.floor(k * others.length
+                                                / CFG.rounds));
+        const third = Math.ceil(order.length / 3);
+        plans.push([vById.base, ...order.slice(0, third), vById.base,
+                    ...order.slice(third, 2 * third), vById.base,
+                    ...order.slice(2 * third)]);
+    }
+
+    /*
+     * Expiry slots: the zone keeps its records in a queue ordered by
+     * expiry, and inserting a record that expires before the latest one
+     * walks the queue (see the report).  Tokens used one after another
+     * right after they were issued expire in order; these are minted
+     * ahead, so each approved run's tokens get an exp of their own, later
+     * than all earlier runs' (and than the preflight's), in the order the
+     * runs will be made.
+     */
+    const slot0 = Math.floor(Date.now() / 1000) + 2 * 3600;
+    let slots = 0;
     const roundTokens = [];
+    for (let k = 0; k < CFG.rounds; k++) {
+        roundTokens[k] = {};
+        for (const v of plans[k]) {
+            if (v.tokens === 'once') {
+                roundTokens[k][v.alg] = { exp: slot0 + 60 * slots++ };
+            }
+        }
+    }
     const minting = (async () => {
         for (let k = 0; k < CFG.rounds; k++) {
-            roundTokens[k] = {};
-            for (const alg of ['ES256', 'RS256']) {
-                if (vs.some((v) => v.alg === alg)) {
-                    roundTokens[k][alg] = await mint(keys, alg, need(alg),
-                        alg === 'ES256' ? 'es' : 'rs');
-                }
+            for (const [alg, t] of Object.entries(roundTokens[k])) {
+                roundTokens[k][alg] = await mint(keys, alg, need(alg),
+                    alg === 'ES256' ? 'es' : 'rs', { exp: t.exp });
             }
         }
     })();
@@ -1755,17 +1790,10 @@ async function main() {
 
     /* the rounds */
     const runs = [];
-    const others = vs.filter((v) => v.id !== 'base');
     for (let k = 0; k < CFG.rounds; k++) {
         const tok = roundTokens[k];
-        const order = rotate(others, Math.floor(k * others.length
-                                                / CFG.rounds));
-        const third = Math.ceil(order.length / 3);
-        const plan = [vById.base, ...order.slice(0, third), vById.base,
-                      ...order.slice(third, 2 * third), vById.base,
-                      ...order.slice(2 * third)];
 
-        for (const v of plan) {
+        for (const v of plans[k]) {
             const label = `round ${k + 1}/${CFG.rounds} ${v.id}`;
             let tokens = null;
             if (v.tokens === 'once') {
@@ -1781,7 +1809,8 @@ async function main() {
                 /* more tokens than estimated were needed: run it again */
                 log(`${label}: tokens ran out, minting more and running again`);
                 tok[v.alg] = await mint(keys, v.alg, 2 * tok[v.alg].count,
-                                        v.alg === 'ES256' ? 'es' : 'rs');
+                                        v.alg === 'ES256' ? 'es' : 'rs',
+                                        { exp: tok[v.alg].exp });
                 tokens = { file: tok[v.alg].file, mode: 'once' };
                 r = await wrk(vv, CFG.duration, tokens);
                 r.retried = true;

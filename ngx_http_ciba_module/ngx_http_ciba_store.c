@@ -127,6 +127,7 @@ static ngx_http_ciba_record_t *ngx_http_ciba_insert(
     size_t len);
 static void ngx_http_ciba_enqueue(ngx_http_ciba_zone_t *zone,
     ngx_http_ciba_record_t *rec);
+static time_t ngx_http_ciba_room_in(ngx_http_ciba_zone_t *zone, time_t now);
 static void ngx_http_ciba_remove(ngx_http_ciba_zone_t *zone,
     ngx_http_ciba_record_t *rec);
 static ngx_int_t ngx_http_ciba_store_put(ngx_shm_zone_t *shm_zone,
@@ -398,11 +399,8 @@ ngx_http_ciba_store_consume(ngx_shm_zone_t *shm_zone, u_char *hash,
 
     count = zone->sh->count;
 
-    if (rc == NGX_DECLINED && !ngx_queue_empty(&zone->sh->queue)) {
-        /* when the earliest record goes, there is room again */
-        rec = ngx_queue_data(ngx_queue_last(&zone->sh->queue),
-                             ngx_http_ciba_record_t, queue);
-        *retry_after = rec->expire - now;
+    if (rc == NGX_DECLINED) {
+        *retry_after = ngx_http_ciba_room_in(zone, now);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -1186,25 +1184,36 @@ full:
 time_t
 ngx_http_ciba_store_retry_after(ngx_shm_zone_t *shm_zone)
 {
-    time_t                   now, wait;
-    ngx_http_ciba_zone_t    *zone;
-    ngx_http_ciba_record_t  *rec;
+    time_t                 wait;
+    ngx_http_ciba_zone_t  *zone;
 
     zone = shm_zone->data;
-    now = ngx_time();
-    wait = 5;
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    if (!ngx_queue_empty(&zone->sh->queue)) {
-        rec = ngx_queue_data(ngx_queue_last(&zone->sh->queue),
-                             ngx_http_ciba_record_t, queue);
-        wait = ngx_max(rec->expire - now, 1);
-    }
+    wait = ngx_http_ciba_room_in(zone, ngx_time());
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     return wait;
+}
+
+
+/* under the lock: when the earliest record goes, there is room again */
+
+static time_t
+ngx_http_ciba_room_in(ngx_http_ciba_zone_t *zone, time_t now)
+{
+    ngx_http_ciba_record_t  *rec;
+
+    if (ngx_queue_empty(&zone->sh->queue)) {
+        return 5;
+    }
+
+    rec = ngx_queue_data(ngx_queue_last(&zone->sh->queue),
+                         ngx_http_ciba_record_t, queue);
+
+    return ngx_max(rec->expire - now, 1);
 }
 
 

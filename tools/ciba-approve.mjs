@@ -490,9 +490,9 @@ async function cmdWatch(base, o, pos) {
 /* ---- main --------------------------------------------------------------- */
 
 /*
- * auth_req_ids are base64url and may start with "-": a word that is no
- * option of ours and looks like an id (or its prefix, as "list" shows) is
- * an argument, not an option
+ * auth_req_ids are base64url and may start with "-" or "--": a word that
+ * is no option of ours and looks like an id or a prefix of one (8 or more
+ * base64url characters, as "list" shows 12) is an argument, not an option
  */
 const OPTIONS = new Set(['--as', '--json', '--all', '--latest', '--user',
     '--auto', '--interval', '--count', '--help', '-h', '--']);
@@ -506,8 +506,7 @@ function idsAsArguments(argv) {
             ids.push(...argv.slice(i + 1));
             break;
         }
-        if (/^-[A-Za-z0-9_-]{3,}$/.test(a) && !OPTIONS.has(a.split('=')[0])
-            && !/^--[a-z]/.test(a)) {
+        if (/^-[A-Za-z0-9_-]{7,}$/.test(a) && !OPTIONS.has(a)) {
             ids.push(a);
         } else {
             opts.push(a);

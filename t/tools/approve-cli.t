@@ -369,6 +369,8 @@ my $A2 = backchannel('alice', 'Refund_99_EUR_order_A2', path => $EVIL_PATH);
         'approve an unknown id starting with "-": says so';
     ($rc, $out, $err) = cli('--as', $AS, 'show', '--', '-x');
     is $rc, 3, 'show -- -x: an id after --: exit 3';
+    ($rc, $out, $err) = cli('--as', $AS, 'deny', '--no-such-request-id');
+    is $rc, 3, 'deny an unknown id starting with "--": exit 3 (not usage)';
 
     # nothing pending
     ($rc, $out, $err) = cli('--as', $AS, 'approve', '--latest');

@@ -26,6 +26,14 @@
 #define NGX_HTTP_CIBA_COVER_BODY     0x0008
 #define NGX_HTTP_CIBA_COVER_ALL      0x000f
 
+/* ciba_path */
+#define NGX_HTTP_CIBA_PATH_CANONICAL 0
+#define NGX_HTTP_CIBA_PATH_NORMALIZE 1
+
+/* ciba_duplicate_args */
+#define NGX_HTTP_CIBA_ARGS_REFUSE    0
+#define NGX_HTTP_CIBA_ARGS_KEEP      1
+
 /* base64url of a SHA-256 digest, without padding */
 #define NGX_HTTP_CIBA_DIGEST_LEN     43
 
@@ -89,8 +97,34 @@ typedef enum {
     NGX_HTTP_CIBA_EXPIRED,
     NGX_HTTP_CIBA_MISCONFIGURED,
     NGX_HTTP_CIBA_RATE_LIMITED,
-    NGX_HTTP_CIBA_NO_SUBJECT
+    NGX_HTTP_CIBA_NO_SUBJECT,
+    NGX_HTTP_CIBA_BAD_REQUEST
 } ngx_http_ciba_outcome_e;
+
+
+/* a piece of the query string */
+typedef struct {
+    ngx_str_t                   piece;      /* as sent: name=value */
+    ngx_str_t                   name;       /* as sent */
+    ngx_str_t                   value;      /* as sent, may be empty */
+    ngx_str_t                   key;        /* decoded, lowercased name */
+    ngx_uint_t                  order;      /* position in the request */
+    unsigned                    has_value:1;
+} ngx_http_ciba_arg_t;
+
+
+/* ciba_digest_header */
+typedef struct {
+    ngx_str_t                   name;       /* lowercase */
+    ngx_uint_t                  repeated;
+} ngx_http_ciba_header_t;
+
+
+/* ciba_authorization_detail */
+typedef struct {
+    ngx_str_t                   name;
+    ngx_http_complex_value_t    value;
+} ngx_http_ciba_detail_t;
 
 
 /* token checks that differ for a token the module fetched itself */
@@ -116,10 +150,14 @@ typedef struct {
 
 typedef struct {
     ngx_flag_t                  enable;
+    ngx_flag_t                  callback;   /* ciba_callback here */
 
     ngx_http_complex_value_t   *action;
     ngx_uint_t                  covers;
     ngx_array_t                *extras;     /* ngx_http_complex_value_t */
+    ngx_array_t                *headers;    /* ngx_http_ciba_header_t */
+    ngx_uint_t                  path_mode;
+    ngx_uint_t                  duplicate_args;
     size_t                      body_limit;
 
     ngx_array_t                *keys;       /* ngx_http_ciba_key_t */
@@ -148,6 +186,7 @@ typedef struct {
     u_char                     *binding_chars;  /* 256 flags */
     time_t                      requested_expiry;
     ngx_http_complex_value_t   *acr_values;
+    ngx_array_t                *details;    /* ngx_http_ciba_detail_t */
     ngx_str_t                   handle_header;
     ngx_uint_t                  pending_status;
     ngx_uint_t                  max_pending;
@@ -212,6 +251,11 @@ typedef struct {
     ngx_str_t                   request_ref;
     ngx_str_t                   binding_message;
 
+    /* the request as the digest sees it, parsed once */
+    ngx_str_t                   path;       /* what the digest covers */
+    ngx_array_t                *args;       /* ngx_http_ciba_arg_t, sorted */
+    u_char                      body_sha256[64];   /* hex */
+
     ngx_int_t                   rc;         /* what to return on re-entry */
     time_t                      retry_after;
 
@@ -230,10 +274,18 @@ typedef struct {
     ngx_str_t                   notification_token;
     time_t                      wait_until;
 
+    /* the AS subrequest in flight and its answer, bounded */
+    ngx_http_request_t         *as_sr;
+    ngx_buf_t                  *as_buf;
+    off_t                       as_size;
+
     unsigned                    decided:1;
     unsigned                    reading_body:1;
     unsigned                    body_read:1;
     unsigned                    as_done:1;
+    unsigned                    checked:1;
+    unsigned                    as_too_big:1;
+    unsigned                    body_hashed:1;
 } ngx_http_ciba_ctx_t;
 
 
@@ -250,9 +302,15 @@ extern ngx_module_t  ngx_http_ciba_module;
 ngx_http_ciba_ctx_t *ngx_http_ciba_get_ctx(ngx_http_request_t *r);
 
 /* ngx_http_ciba_digest.c */
+ngx_int_t ngx_http_ciba_request_check(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
 ngx_int_t ngx_http_ciba_digest(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_str_t *action, ngx_str_t *digest,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
     off_t *body_len);
+void ngx_http_ciba_unescape_arg(u_char **dst, ngx_str_t *src);
+ngx_int_t ngx_http_ciba_utf8_valid(u_char *p, size_t len);
+char *ngx_http_ciba_digest_header(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 char *ngx_http_ciba_digest_covers(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_ciba_digest_extra(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -296,6 +354,9 @@ ngx_int_t ngx_http_ciba_render_binding(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
 char *ngx_http_ciba_binding_chars(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+char *ngx_http_ciba_authorization_detail(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_ciba_as_filter_init(ngx_conf_t *cf);
 
 /* ngx_http_ciba_approval.c */
 ngx_int_t ngx_http_ciba_approval(ngx_http_request_t *r,
@@ -356,6 +417,7 @@ ngx_int_t ngx_http_ciba_add_variables(ngx_conf_t *cf);
 void ngx_http_ciba_log_decision(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
 const char *ngx_http_ciba_outcome_name(ngx_http_ciba_outcome_e outcome);
+u_char *ngx_http_ciba_log_escape(ngx_pool_t *pool, ngx_str_t *src);
 
 
 #endif /* _NGX_HTTP_CIBA_H_INCLUDED_ */

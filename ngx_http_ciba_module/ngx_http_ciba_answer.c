@@ -82,7 +82,13 @@ static ngx_http_ciba_answer_t  ngx_http_ciba_answers[] = {
 
     /* NGX_HTTP_CIBA_NO_SUBJECT */
     { NGX_HTTP_BAD_REQUEST, "approval_subject_missing",
-      "there is nobody to ask: the login hint is empty" }
+      "there is nobody to ask: the login hint is empty" },
+
+    /* NGX_HTTP_CIBA_BAD_REQUEST */
+    { NGX_HTTP_BAD_REQUEST, "approval_bad_request",
+      "this request cannot be approved as sent (a path not in "
+      "canonical form, a repeated argument or header, a value that is "
+      "not UTF-8: see the reason); fix it and send it again" }
 };
 
 
@@ -103,6 +109,15 @@ ngx_http_ciba_answer(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
     if (ctx->outcome == NGX_HTTP_CIBA_PENDING) {
         clcf = ngx_http_get_module_loc_conf(r, ngx_http_ciba_module);
         status = clcf->pending_status;
+    }
+
+    /*
+     * a refusal before the body was read does not invite it: no
+     * "100 Continue", as for nginx's own client_max_body_size
+     */
+
+    if (!ctx->body_read) {
+        r->expect_tested = 1;
     }
 
     if (ngx_http_discard_request_body(r) != NGX_OK) {

@@ -783,10 +783,17 @@ static ngx_int_t
 ngx_http_ciba_as_error(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx,
     json_t *json, const char *what)
 {
-    u_char     *p;
+    u_char     *p, *desc;
     size_t      i;
     json_t     *v;
-    ngx_str_t   error;
+    ngx_str_t   error, text;
+
+    if (ctx->as_too_big) {
+        /* logged when the answer came in */
+        ctx->retry_after = 5;
+        return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE,
+                                 "as_answer_too_large");
+    }
 
     v = json ? json_object_get(json, "error") : NULL;
 
@@ -833,6 +840,23 @@ ngx_http_ciba_as_error(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx,
         p = (u_char *) "as_error";
     }
 
+    /* the AS's own words, escaped and bounded, for the operator */
+
+    v = json_object_get(json, "error_description");
+
+    if (json_is_string(v)) {
+        text.data = (u_char *) json_string_value(v);
+        text.len = json_string_length(v);
+
+    } else {
+        ngx_str_set(&text, "");
+    }
+
+    desc = ngx_http_ciba_log_escape(r->pool, &text);
+    if (desc == NULL) {
+        return NGX_ERROR;
+    }
+
     if (ngx_http_ciba_error_in(&error, ngx_http_ciba_denials)) {
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_DENIED, (char *) p);
     }
@@ -840,8 +864,8 @@ ngx_http_ciba_as_error(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx,
     if (ngx_http_ciba_error_in(&error, ngx_http_ciba_misconfigs)) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ciba: the authorization server refused the %s "
-                      "request: \"%s\"; check the client's configuration",
-                      what, p);
+                      "request: \"%s\" (error_description: \"%s\"); "
+                      "check the client's configuration", what, p, desc);
 
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_MISCONFIGURED,
                                  (char *) p);
@@ -849,7 +873,8 @@ ngx_http_ciba_as_error(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx,
 
     ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                   "ciba: the authorization server answered the %s request "
-                  "with the error \"%s\"", what, p);
+                  "with the error \"%s\" (error_description: \"%s\")",
+                  what, p, desc);
 
     ctx->retry_after = 5;
 

@@ -42,6 +42,9 @@ ngx_http_ciba_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_ciba_callback_handler;
 
+    /* never itself protected, also when "ciba on" is inherited */
+    ((ngx_http_ciba_loc_conf_t *) conf)->callback = 1;
+
     return NGX_CONF_OK;
 }
 

@@ -1,19 +1,25 @@
 
+
 /*
- * ngx_http_ciba_module: the action digest.
+ * ngx_http_ciba_module: the action digest, and the request checks that
+ * make it mean one request.
  *
  * The digest binds an approval to one exact request.  It is a public,
  * stable specification (README.md, "The action digest"; tools/ciba-digest
  * computes the same value on the agent's side):
  *
  *     digest = BASE64URL(SHA-256(C)), without padding
- *     C      = NS("ngx-ciba-digest/1") NS(covers) NS(action)
+ *     C      = NS("ngx-ciba-digest/2") NS(covers) NS(action)
  *              [NS(method)] [NS(path)] [NS(n) NS(arg_1) ... NS(arg_n)]
  *              [NS(hex SHA-256 of the body)] NS(m) NS(extra_1) ...
+ *              NS(k) [NS(name) NS(c) NS(value_1) ...] ...
  *     NS(x)  = decimal length of x ":" x ","
  *
- * The path is nginx's normalized $uri; the args are the raw pieces of the
- * query string between "&", empty ones dropped, sorted bytewise.
+ * The path is the raw path as sent, which must be canonical (or nginx's
+ * normalized $uri with "ciba_path normalize"); the args are the raw
+ * pieces of the query string between "&", empty ones dropped, sorted
+ * stably by their decoded, lowercased name; a repeated name is refused
+ * unless "ciba_duplicate_args keep".
  */
 
 
@@ -22,20 +28,26 @@
 #include <openssl/evp.h>
 
 
-#define NGX_HTTP_CIBA_DIGEST_MAGIC  "ngx-ciba-digest/1"
+#define NGX_HTTP_CIBA_DIGEST_MAGIC  "ngx-ciba-digest/2"
 
 
-static ngx_int_t ngx_http_ciba_ns(EVP_MD_CTX *md, u_char *data, size_t len);
-static ngx_int_t ngx_http_ciba_ns_count(EVP_MD_CTX *md, ngx_uint_t n);
-static ngx_int_t ngx_http_ciba_digest_args(ngx_http_request_t *r,
-    EVP_MD_CTX *md);
+static ngx_int_t ngx_http_ciba_path_check(ngx_http_request_t *r,
+    ngx_str_t *path);
+static ngx_int_t ngx_http_ciba_args_parse(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
 static int ngx_libc_cdecl ngx_http_ciba_cmp_args(const void *one,
     const void *two);
+static ngx_int_t ngx_http_ciba_headers_check(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+static ngx_int_t ngx_http_ciba_ns(EVP_MD_CTX *md, u_char *data, size_t len);
+static ngx_int_t ngx_http_ciba_ns_count(EVP_MD_CTX *md, ngx_uint_t n);
+static ngx_int_t ngx_http_ciba_digest_headers(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, EVP_MD_CTX *md);
 static ngx_int_t ngx_http_ciba_body_hash(ngx_http_request_t *r,
     size_t limit, u_char *hex, off_t *body_len);
 static ngx_int_t ngx_http_ciba_digest_run(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, EVP_MD_CTX *md, ngx_str_t *action,
-    u_char *body_hex);
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    EVP_MD_CTX *md);
 
 
 static ngx_str_t  ngx_http_ciba_cover_names[] = {
@@ -47,15 +59,487 @@ static ngx_str_t  ngx_http_ciba_cover_names[] = {
 
 
 /*
- * NGX_OK: the digest is in "digest"; NGX_DECLINED: the body is over the
+ * The bytes a canonical path may carry raw: RFC 3986 pchar and "/",
+ * "%" for escapes; one bit per byte.
+ */
+
+static uint32_t  ngx_http_ciba_path_chars[] = {
+    0x00000000, /* 0000 0000 0000 0000  0000 0000 0000 0000 */
+
+                /* ?>=< ;:98 7654 3210  /.-, +*)( '&%$ #"!  */
+    0x2ffffff2, /* 0010 1111 1111 1111  1111 1111 1111 0010 */
+
+                /* _^]\ [ZYX WVUT SRQP  ONML KJIH GFED CBA@ */
+    0x87ffffff, /* 1000 0111 1111 1111  1111 1111 1111 1111 */
+
+                /*  ~}| {zyx wvut srqp  onml kjih gfed cba` */
+    0x47fffffe, /* 0100 0111 1111 1111  1111 1111 1111 1110 */
+
+    0x00000000, 0x00000000, 0x00000000, 0x00000000
+};
+
+
+/*
+ * Checks what must hold before anything else happens to a protected
+ * request (no body read, no AS asked): a canonical path, no repeated
+ * argument names, no repeated bound headers, unless configured otherwise.
+ * Parses the arguments once for the digest, authorization_details and
+ * $ciba_arg_.  NGX_DECLINED: refused, ctx->reason says why.
+ */
+
+ngx_int_t
+ngx_http_ciba_request_check(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+{
+    u_char     *p, *last, *q;
+    ngx_int_t   rc;
+
+    if (ctx->checked) {
+        return NGX_OK;
+    }
+
+    ctx->checked = 1;
+
+    if (clcf->path_mode == NGX_HTTP_CIBA_PATH_CANONICAL) {
+
+        /* the path as the request line carries it */
+
+        p = r->unparsed_uri.data;
+        last = p + r->unparsed_uri.len;
+
+        q = (p == NULL) ? NULL : ngx_strlchr(p, last, '?');
+
+        ctx->path.data = p;
+        ctx->path.len = (q ? q : last) - p;
+
+        if (ngx_http_ciba_path_check(r, &ctx->path) != NGX_OK) {
+            ctx->reason = "noncanonical_path";
+            return NGX_DECLINED;
+        }
+
+    } else {
+        ctx->path = r->uri;
+    }
+
+    rc = ngx_http_ciba_args_parse(r, clcf, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_ciba_headers_check(r, clcf, ctx);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (ngx_http_ciba_utf8_valid(ctx->action.data, ctx->action.len)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "ciba: the action name is not valid UTF-8 and "
+                      "cannot be sent to the authorization server");
+        ctx->reason = "not_utf8";
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_ciba_path_check(ngx_http_request_t *r, ngx_str_t *path)
+{
+    u_char      *p, *last, *seg, c;
+    ngx_uint_t   hi, lo;
+    const char  *why;
+
+    p = path->data;
+    last = p + path->len;
+
+    if (p == last || *p != '/') {
+        why = "does not start with \"/\"";
+        goto refused;
+    }
+
+    seg = p + 1;
+
+    for (p++; /* void */; p++) {
+
+        if (p == last || *p == '/') {
+
+            /* the segment that ends here */
+
+            if (p == seg && p != last) {
+                why = "has an empty segment (\"//\")";
+                goto refused;
+            }
+
+            if ((p - seg == 1 && seg[0] == '.')
+                || (p - seg == 2 && seg[0] == '.' && seg[1] == '.'))
+            {
+                why = "has a dot segment";
+                goto refused;
+            }
+
+            if (p == last) {
+                break;
+            }
+
+            seg = p + 1;
+            continue;
+        }
+
+        c = *p;
+
+        if (c == '%') {
+            if (last - p < 3) {
+                why = "has a bad escape";
+                goto refused;
+            }
+
+            hi = p[1];
+            lo = p[2];
+
+            if (!((hi >= '0' && hi <= '9') || (hi >= 'A' && hi <= 'F'))
+                || !((lo >= '0' && lo <= '9') || (lo >= 'A' && lo <= 'F')))
+            {
+                why = "has an escape that is not two uppercase hex digits";
+                goto refused;
+            }
+
+            c = (u_char) (((hi >= 'A') ? hi - 'A' + 10 : hi - '0') << 4
+                          | ((lo >= 'A') ? lo - 'A' + 10 : lo - '0'));
+
+            if (c == '/' || c == '\0'
+                || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')
+                || (c >= '0' && c <= '9')
+                || c == '-' || c == '.' || c == '_' || c == '~')
+            {
+                why = "escapes a byte that must be sent as is (or \"/\")";
+                goto refused;
+            }
+
+            p += 2;
+            continue;
+        }
+
+        if (!(ngx_http_ciba_path_chars[c >> 5] & (1U << (c & 0x1f)))) {
+            why = "has a byte that must be escaped";
+            goto refused;
+        }
+    }
+
+    return NGX_OK;
+
+refused:
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "ciba: the path %s, refused by \"ciba_path canonical\"",
+                  why);
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * Splits the query string into its pieces, sorts them stably by their
+ * decoded, lowercased names, and refuses a repeated name unless
+ * "ciba_duplicate_args keep".
+ */
+
+static ngx_int_t
+ngx_http_ciba_args_parse(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+{
+    u_char               *p, *last, *amp, *eq, *d;
+    ngx_uint_t            i, n;
+    ngx_http_ciba_arg_t  *arg;
+
+    ctx->args = ngx_array_create(r->pool, 8, sizeof(ngx_http_ciba_arg_t));
+    if (ctx->args == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = r->args.data;
+    last = p + r->args.len;
+    n = 0;
+
+    while (p < last) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        if (amp > p) {
+            arg = ngx_array_push(ctx->args);
+            if (arg == NULL) {
+                return NGX_ERROR;
+            }
+
+            ngx_memzero(arg, sizeof(ngx_http_ciba_arg_t));
+
+            arg->piece.data = p;
+            arg->piece.len = amp - p;
+            arg->order = n++;
+
+            eq = ngx_strlchr(p, amp, '=');
+
+            arg->name.data = p;
+            arg->name.len = (eq ? eq : amp) - p;
+
+            if (eq) {
+                arg->has_value = 1;
+                arg->value.data = eq + 1;
+                arg->value.len = amp - eq - 1;
+            }
+
+            d = ngx_pnalloc(r->pool, arg->name.len);
+            if (d == NULL) {
+                return NGX_ERROR;
+            }
+
+            arg->key.data = d;
+            ngx_http_ciba_unescape_arg(&d, &arg->name);
+            arg->key.len = d - arg->key.data;
+
+            ngx_strlow(arg->key.data, arg->key.data, arg->key.len);
+        }
+
+        p = amp + 1;
+    }
+
+    if (ctx->args->nelts < 2) {
+        return NGX_OK;
+    }
+
+    ngx_qsort(ctx->args->elts, ctx->args->nelts, sizeof(ngx_http_ciba_arg_t),
+              ngx_http_ciba_cmp_args);
+
+    if (clcf->duplicate_args == NGX_HTTP_CIBA_ARGS_KEEP) {
+        return NGX_OK;
+    }
+
+    arg = ctx->args->elts;
+
+    for (i = 1; i < ctx->args->nelts; i++) {
+        if (arg[i].key.len == arg[i - 1].key.len
+            && ngx_memcmp(arg[i].key.data, arg[i - 1].key.data,
+                          arg[i].key.len)
+               == 0)
+        {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ciba: the query repeats the argument \"%V\", "
+                          "refused by \"ciba_duplicate_args refuse\"",
+                          &arg[i].name);
+            ctx->reason = "duplicate_arg";
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* by name key, bytewise; equal keys keep the order of the request */
+
+static int ngx_libc_cdecl
+ngx_http_ciba_cmp_args(const void *one, const void *two)
+{
+    int                         rc;
+    const ngx_http_ciba_arg_t  *a, *b;
+
+    a = one;
+    b = two;
+
+    rc = ngx_memcmp(a->key.data, b->key.data, ngx_min(a->key.len, b->key.len));
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (a->key.len != b->key.len) {
+        return (a->key.len > b->key.len) ? 1 : -1;
+    }
+
+    return (a->order > b->order) - (a->order < b->order);
+}
+
+
+/*
+ * Decodes a query string name or value as a form does: "+" is a space,
+ * "%XX" (either case) a byte; a "%" without two hex digits stays as is.
+ * "*dst" must have room for src->len bytes and is moved past the output.
+ */
+
+void
+ngx_http_ciba_unescape_arg(u_char **dst, ngx_str_t *src)
+{
+    u_char      *d, *s, *last, c;
+    ngx_int_t    hi, lo;
+
+    d = *dst;
+    s = src->data;
+    last = s + src->len;
+
+    while (s < last) {
+        c = *s++;
+
+        if (c == '+') {
+            *d++ = ' ';
+            continue;
+        }
+
+        if (c == '%' && last - s >= 2) {
+            hi = ngx_hextoi(s, 1);
+            lo = ngx_hextoi(s + 1, 1);
+
+            if (hi != NGX_ERROR && lo != NGX_ERROR) {
+                *d++ = (u_char) (hi << 4 | lo);
+                s += 2;
+                continue;
+            }
+        }
+
+        *d++ = c;
+    }
+
+    *dst = d;
+}
+
+
+/*
+ * NGX_OK when p holds valid UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing over U+10FFFF), as jansson requires.
+ */
+
+ngx_int_t
+ngx_http_ciba_utf8_valid(u_char *p, size_t len)
+{
+    u_char      *last;
+    uint32_t     u, min;
+    ngx_uint_t   n;
+
+    last = p + len;
+
+    while (p < last) {
+        u = *p++;
+
+        if (u < 0x80) {
+            continue;
+        }
+
+        if (u >= 0xc2 && u <= 0xdf) {
+            n = 1;
+            min = 0x80;
+            u &= 0x1f;
+
+        } else if (u >= 0xe0 && u <= 0xef) {
+            n = 2;
+            min = 0x800;
+            u &= 0x0f;
+
+        } else if (u >= 0xf0 && u <= 0xf4) {
+            n = 3;
+            min = 0x10000;
+            u &= 0x07;
+
+        } else {
+            return NGX_DECLINED;
+        }
+
+        if ((size_t) (last - p) < n) {
+            return NGX_DECLINED;
+        }
+
+        while (n--) {
+            if ((*p & 0xc0) != 0x80) {
+                return NGX_DECLINED;
+            }
+
+            u = (u << 6) | (*p++ & 0x3f);
+        }
+
+        if (u < min || u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* a bound header given twice is refused unless "repeated" */
+
+static ngx_int_t
+ngx_http_ciba_headers_check(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+{
+    ngx_uint_t               i, j, n;
+    ngx_list_part_t         *part;
+    ngx_table_elt_t         *h;
+    ngx_http_ciba_header_t  *bound;
+
+    if (clcf->headers == NULL) {
+        return NGX_OK;
+    }
+
+    bound = clcf->headers->elts;
+
+    for (j = 0; j < clcf->headers->nelts; j++) {
+
+        if (bound[j].repeated) {
+            continue;
+        }
+
+        n = 0;
+        part = &r->headers_in.headers.part;
+        h = part->elts;
+
+        for (i = 0; /* void */; i++) {
+
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+
+                part = part->next;
+                h = part->elts;
+                i = 0;
+            }
+
+            if (h[i].key.len == bound[j].name.len
+                && ngx_strncasecmp(h[i].key.data, bound[j].name.data,
+                                   bound[j].name.len)
+                   == 0)
+            {
+                n++;
+            }
+        }
+
+        if (n > 1) {
+            ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                          "ciba: the request has %ui \"%V\" header "
+                          "fields, refused by \"ciba_digest_header\" "
+                          "without \"repeated\"", n, &bound[j].name);
+
+            ctx->reason = "duplicate_header";
+
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * NGX_OK: the digest is in ctx->digest; NGX_DECLINED: the body is over the
  * limit (it is never partially hashed); NGX_ERROR: an internal failure.
  */
 
 ngx_int_t
 ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
-    ngx_str_t *action, ngx_str_t *digest, off_t *body_len)
+    ngx_http_ciba_ctx_t *ctx, off_t *body_len)
 {
-    u_char         body_hex[2 * 32];
     u_char         md_value[EVP_MAX_MD_SIZE];
     ngx_int_t      rc;
     ngx_str_t      src;
@@ -65,12 +549,14 @@ ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     *body_len = 0;
     md_len = 0;
 
-    if (clcf->covers & NGX_HTTP_CIBA_COVER_BODY) {
-        rc = ngx_http_ciba_body_hash(r, clcf->body_limit, body_hex,
+    if ((clcf->covers & NGX_HTTP_CIBA_COVER_BODY) && !ctx->body_hashed) {
+        rc = ngx_http_ciba_body_hash(r, clcf->body_limit, ctx->body_sha256,
                                      body_len);
         if (rc != NGX_OK) {
             return rc;
         }
+
+        ctx->body_hashed = 1;
     }
 
     md = EVP_MD_CTX_new();
@@ -80,7 +566,7 @@ ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         return NGX_ERROR;
     }
 
-    rc = ngx_http_ciba_digest_run(r, clcf, md, action, body_hex);
+    rc = ngx_http_ciba_digest_run(r, clcf, ctx, md);
 
     if (rc == NGX_OK && EVP_DigestFinal_ex(md, md_value, &md_len) != 1) {
         rc = NGX_ERROR;
@@ -94,15 +580,16 @@ ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         return NGX_ERROR;
     }
 
-    digest->data = ngx_pnalloc(r->pool, ngx_base64_encoded_length(md_len));
-    if (digest->data == NULL) {
+    ctx->digest.data = ngx_pnalloc(r->pool,
+                                   ngx_base64_encoded_length(md_len));
+    if (ctx->digest.data == NULL) {
         return NGX_ERROR;
     }
 
     src.data = md_value;
     src.len = md_len;
 
-    ngx_encode_base64url(digest, &src);
+    ngx_encode_base64url(&ctx->digest, &src);
 
     return NGX_OK;
 }
@@ -110,13 +597,13 @@ ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
 
 static ngx_int_t
 ngx_http_ciba_digest_run(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, EVP_MD_CTX *md, ngx_str_t *action,
-    u_char *body_hex)
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, EVP_MD_CTX *md)
 {
     u_char                     *p;
     u_char                      covers[sizeof("method,path,args,body")];
     ngx_str_t                   value;
     ngx_uint_t                  i;
+    ngx_http_ciba_arg_t        *arg;
     ngx_http_complex_value_t   *cv;
 
     if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
@@ -131,6 +618,12 @@ ngx_http_ciba_digest_run(ngx_http_request_t *r,
                 *p++ = ',';
             }
 
+            if (i == 1 && clcf->path_mode == NGX_HTTP_CIBA_PATH_NORMALIZE) {
+                /* nginx's $uri, not the path as sent */
+                p = ngx_cpymem(p, "uri", 3);
+                continue;
+            }
+
             p = ngx_cpymem(p, ngx_http_ciba_cover_names[i].data,
                            ngx_http_ciba_cover_names[i].len);
         }
@@ -140,7 +633,7 @@ ngx_http_ciba_digest_run(ngx_http_request_t *r,
                          sizeof(NGX_HTTP_CIBA_DIGEST_MAGIC) - 1)
         != NGX_OK
         || ngx_http_ciba_ns(md, covers, p - covers) != NGX_OK
-        || ngx_http_ciba_ns(md, action->data, action->len) != NGX_OK)
+        || ngx_http_ciba_ns(md, ctx->action.data, ctx->action.len) != NGX_OK)
     {
         return NGX_ERROR;
     }
@@ -154,38 +647,131 @@ ngx_http_ciba_digest_run(ngx_http_request_t *r,
     }
 
     if (clcf->covers & NGX_HTTP_CIBA_COVER_PATH) {
-        if (ngx_http_ciba_ns(md, r->uri.data, r->uri.len) != NGX_OK) {
+        if (ngx_http_ciba_ns(md, ctx->path.data, ctx->path.len) != NGX_OK) {
             return NGX_ERROR;
         }
     }
 
     if (clcf->covers & NGX_HTTP_CIBA_COVER_ARGS) {
-        if (ngx_http_ciba_digest_args(r, md) != NGX_OK) {
+        if (ngx_http_ciba_ns_count(md, ctx->args->nelts) != NGX_OK) {
             return NGX_ERROR;
+        }
+
+        arg = ctx->args->elts;
+
+        for (i = 0; i < ctx->args->nelts; i++) {
+            if (ngx_http_ciba_ns(md, arg[i].piece.data, arg[i].piece.len)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
         }
     }
 
     if (clcf->covers & NGX_HTTP_CIBA_COVER_BODY) {
-        if (ngx_http_ciba_ns(md, body_hex, 2 * 32) != NGX_OK) {
+        if (ngx_http_ciba_ns(md, ctx->body_sha256, 2 * 32) != NGX_OK) {
             return NGX_ERROR;
         }
     }
 
     if (clcf->extras == NULL) {
+        if (ngx_http_ciba_ns_count(md, 0) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+    } else {
+        if (ngx_http_ciba_ns_count(md, clcf->extras->nelts) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        cv = clcf->extras->elts;
+
+        for (i = 0; i < clcf->extras->nelts; i++) {
+            if (ngx_http_complex_value(r, &cv[i], &value) != NGX_OK
+                || ngx_http_ciba_ns(md, value.data, value.len) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+    }
+
+    return ngx_http_ciba_digest_headers(r, clcf, md);
+}
+
+
+/* NS(k), then for each bound header NS(name) NS(count) NS(value)... */
+
+static ngx_int_t
+ngx_http_ciba_digest_headers(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *clcf, EVP_MD_CTX *md)
+{
+    ngx_uint_t               i, j, n, pass;
+    ngx_list_part_t         *part;
+    ngx_table_elt_t         *h;
+    ngx_http_ciba_header_t  *bound;
+
+    if (clcf->headers == NULL) {
         return ngx_http_ciba_ns_count(md, 0);
     }
 
-    if (ngx_http_ciba_ns_count(md, clcf->extras->nelts) != NGX_OK) {
+    if (ngx_http_ciba_ns_count(md, clcf->headers->nelts) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    cv = clcf->extras->elts;
+    bound = clcf->headers->elts;
 
-    for (i = 0; i < clcf->extras->nelts; i++) {
-        if (ngx_http_complex_value(r, &cv[i], &value) != NGX_OK
-            || ngx_http_ciba_ns(md, value.data, value.len) != NGX_OK)
+    for (j = 0; j < clcf->headers->nelts; j++) {
+
+        if (ngx_http_ciba_ns(md, bound[j].name.data, bound[j].name.len)
+            != NGX_OK)
         {
             return NGX_ERROR;
+        }
+
+        /* the first pass counts, the second digests the values */
+
+        n = 0;
+
+        for (pass = 0; pass < 2; pass++) {
+
+            if (pass == 1 && ngx_http_ciba_ns_count(md, n) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            part = &r->headers_in.headers.part;
+            h = part->elts;
+
+            for (i = 0; /* void */; i++) {
+
+                if (i >= part->nelts) {
+                    if (part->next == NULL) {
+                        break;
+                    }
+
+                    part = part->next;
+                    h = part->elts;
+                    i = 0;
+                }
+
+                if (h[i].key.len != bound[j].name.len
+                    || ngx_strncasecmp(h[i].key.data, bound[j].name.data,
+                                       bound[j].name.len)
+                       != 0)
+                {
+                    continue;
+                }
+
+                if (pass == 0) {
+                    n++;
+                    continue;
+                }
+
+                if (ngx_http_ciba_ns(md, h[i].value.data, h[i].value.len)
+                    != NGX_OK)
+                {
+                    return NGX_ERROR;
+                }
+            }
         }
     }
 
@@ -219,78 +805,6 @@ ngx_http_ciba_ns_count(EVP_MD_CTX *md, ngx_uint_t n)
     p = ngx_sprintf(count, "%ui", n);
 
     return ngx_http_ciba_ns(md, count, p - count);
-}
-
-
-static ngx_int_t
-ngx_http_ciba_digest_args(ngx_http_request_t *r, EVP_MD_CTX *md)
-{
-    u_char       *p, *last, *amp;
-    ngx_str_t    *arg;
-    ngx_uint_t    i;
-    ngx_array_t   args;
-
-    if (ngx_array_init(&args, r->pool, 8, sizeof(ngx_str_t)) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    p = r->args.data;
-    last = p + r->args.len;
-
-    while (p < last) {
-        amp = ngx_strlchr(p, last, '&');
-        if (amp == NULL) {
-            amp = last;
-        }
-
-        if (amp > p) {
-            arg = ngx_array_push(&args);
-            if (arg == NULL) {
-                return NGX_ERROR;
-            }
-
-            arg->data = p;
-            arg->len = amp - p;
-        }
-
-        p = amp + 1;
-    }
-
-    ngx_qsort(args.elts, args.nelts, sizeof(ngx_str_t),
-              ngx_http_ciba_cmp_args);
-
-    if (ngx_http_ciba_ns_count(md, args.nelts) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    arg = args.elts;
-
-    for (i = 0; i < args.nelts; i++) {
-        if (ngx_http_ciba_ns(md, arg[i].data, arg[i].len) != NGX_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    return NGX_OK;
-}
-
-
-static int ngx_libc_cdecl
-ngx_http_ciba_cmp_args(const void *one, const void *two)
-{
-    int               rc;
-    const ngx_str_t  *a, *b;
-
-    a = one;
-    b = two;
-
-    rc = ngx_memcmp(a->data, b->data, ngx_min(a->len, b->len));
-
-    if (rc != 0) {
-        return rc;
-    }
-
-    return (a->len > b->len) - (a->len < b->len);
 }
 
 
@@ -464,6 +978,83 @@ ngx_http_ciba_digest_extra(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
+
+    return NGX_CONF_OK;
+}
+
+
+/* ciba_digest_header name [repeated]; */
+
+char *
+ngx_http_ciba_digest_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ciba_loc_conf_t *clcf = conf;
+
+    u_char                  *p;
+    ngx_str_t               *value;
+    ngx_uint_t               i;
+    ngx_http_ciba_header_t  *h;
+
+    value = cf->args->elts;
+
+    if (value[1].len == 0) {
+        return "has an empty header name";
+    }
+
+    for (p = value[1].data; p < value[1].data + value[1].len; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')
+              || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid header name \"%V\"", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (cf->args->nelts == 3
+        && !(value[2].len == 8
+             && ngx_strncmp(value[2].data, "repeated", 8) == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\", expected "
+                           "\"repeated\"", &value[2]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (clcf->headers == NGX_CONF_UNSET_PTR) {
+        clcf->headers = ngx_array_create(cf->pool, 2,
+                                         sizeof(ngx_http_ciba_header_t));
+        if (clcf->headers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    h = clcf->headers->elts;
+
+    for (i = 0; i < clcf->headers->nelts; i++) {
+        if (h[i].name.len == value[1].len
+            && ngx_strncasecmp(h[i].name.data, value[1].data, value[1].len)
+               == 0)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "header \"%V\" is bound twice", &value[1]);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    h = ngx_array_push(clcf->headers);
+    if (h == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    h->name.len = value[1].len;
+    h->name.data = ngx_pnalloc(cf->pool, value[1].len);
+    if (h->name.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_strlow(h->name.data, value[1].data, value[1].len);
+    h->repeated = (cf->args->nelts == 3);
 
     return NGX_CONF_OK;
 }

@@ -21,7 +21,8 @@ static ngx_int_t ngx_http_ciba_decision_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_ciba_reason_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
-static u_char *ngx_http_ciba_escape(ngx_pool_t *pool, ngx_str_t *src);
+static ngx_int_t ngx_http_ciba_arg_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
 
 
 static ngx_str_t  ngx_http_ciba_outcome_names[] = {
@@ -37,7 +38,8 @@ static ngx_str_t  ngx_http_ciba_outcome_names[] = {
     ngx_string("expired"),
     ngx_string("misconfigured"),
     ngx_string("rate_limited"),
-    ngx_string("no_subject")
+    ngx_string("no_subject"),
+    ngx_string("bad_request")
 };
 
 
@@ -78,6 +80,9 @@ static ngx_http_variable_t  ngx_http_ciba_vars[] = {
     { ngx_string("ciba_binding_message"), NULL, ngx_http_ciba_variable,
       offsetof(ngx_http_ciba_ctx_t, binding_message),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("ciba_arg_"), NULL, ngx_http_ciba_arg_variable,
+      0, NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_PREFIX, 0 },
 
       ngx_http_null_variable
 };
@@ -186,24 +191,117 @@ ngx_http_ciba_reason_variable(ngx_http_request_t *r,
 }
 
 
+/*
+ * $ciba_arg_NAME: the values of the query arguments named NAME, decoded
+ * ("+" and %XX, also in the names) and joined by ", " in request order.
+ * Names compare case-insensitively, because nginx lowercases variable
+ * names; with "ciba_duplicate_args refuse" a protected request has at
+ * most one such argument.
+ */
+
+static ngx_int_t
+ngx_http_ciba_arg_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t *var = (ngx_str_t *) data;
+
+    u_char     *p, *last, *amp, *eq, *d, *out;
+    size_t      len;
+    ngx_str_t   name, piece;
+    ngx_uint_t  n;
+
+    name.data = var->data + sizeof("ciba_arg_") - 1;
+    name.len = var->len - (sizeof("ciba_arg_") - 1);
+
+    /* the values are never longer than the query */
+
+    out = ngx_pnalloc(r->pool, r->args.len + 1);
+    d = ngx_pnalloc(r->pool, r->args.len + 1);
+
+    if (out == NULL || d == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = r->args.data;
+    last = p + r->args.len;
+    len = 0;
+    n = 0;
+
+    while (p < last) {
+        amp = ngx_strlchr(p, last, '&');
+        if (amp == NULL) {
+            amp = last;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+
+        piece.data = p;
+        piece.len = (eq ? eq : amp) - p;
+
+        p = amp + 1;
+
+        if (piece.len == 0) {
+            continue;
+        }
+
+        /* the decoded name */
+
+        eq = d;
+        ngx_http_ciba_unescape_arg(&eq, &piece);
+
+        if ((size_t) (eq - d) != name.len
+            || ngx_strncasecmp(d, name.data, name.len) != 0)
+        {
+            continue;
+        }
+
+        if (n++) {
+            out[len++] = ',';
+            out[len++] = ' ';
+        }
+
+        piece.data += piece.len + 1;
+        piece.len = (piece.data < amp) ? (size_t) (amp - piece.data) : 0;
+
+        eq = out + len;
+        ngx_http_ciba_unescape_arg(&eq, &piece);
+        len = eq - out;
+    }
+
+    if (n == 0) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = out;
+
+    return NGX_OK;
+}
+
+
 void
 ngx_http_ciba_log_decision(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
 {
-    u_char  *action, *subject, *approver, *jti, *kid;
+    u_char  *action, *subject, *approver, *jti, *kid, *message;
 
     if (r->connection->log->log_level < clcf->log_level) {
         return;
     }
 
-    action = ngx_http_ciba_escape(r->pool, &ctx->action);
-    subject = ngx_http_ciba_escape(r->pool, &ctx->subject);
-    approver = ngx_http_ciba_escape(r->pool, &ctx->approver);
-    jti = ngx_http_ciba_escape(r->pool, &ctx->jti);
-    kid = ngx_http_ciba_escape(r->pool, &ctx->kid);
+    action = ngx_http_ciba_log_escape(r->pool, &ctx->action);
+    subject = ngx_http_ciba_log_escape(r->pool, &ctx->subject);
+    approver = ngx_http_ciba_log_escape(r->pool, &ctx->approver);
+    jti = ngx_http_ciba_log_escape(r->pool, &ctx->jti);
+    kid = ngx_http_ciba_log_escape(r->pool, &ctx->kid);
+    message = ngx_http_ciba_log_escape(r->pool, &ctx->binding_message);
 
     if (action == NULL || subject == NULL || approver == NULL
-        || jti == NULL || kid == NULL)
+        || jti == NULL || kid == NULL || message == NULL)
     {
         return;
     }
@@ -211,11 +309,13 @@ ngx_http_ciba_log_decision(ngx_http_request_t *r,
     ngx_log_error(clcf->log_level, r->connection->log, 0,
                   "ciba: decision=%V reason=%s action=\"%s\" "
                   "subject=\"%s\" approver=\"%s\" jti=\"%s\" kid=\"%s\" "
-                  "alg=%V digest=%V%s%V",
+                  "alg=%V digest=%V%s%V%s%s%s",
                   &ngx_http_ciba_outcome_names[ctx->outcome], ctx->reason,
                   action, subject, approver, jti, kid, &ctx->alg,
                   &ctx->digest, ctx->request_ref.len ? " request_ref=" : "",
-                  &ctx->request_ref);
+                  &ctx->request_ref,
+                  ctx->binding_message.len ? " binding_message=\"" : "",
+                  message, ctx->binding_message.len ? "\"" : "");
 }
 
 
@@ -224,8 +324,8 @@ ngx_http_ciba_log_decision(ngx_http_request_t *r,
  * the quote and the backslash become \xHH; at most 128 bytes are shown.
  */
 
-static u_char *
-ngx_http_ciba_escape(ngx_pool_t *pool, ngx_str_t *src)
+u_char *
+ngx_http_ciba_log_escape(ngx_pool_t *pool, ngx_str_t *src)
 {
     u_char         *dst, *p;
     size_t          len, i;

@@ -55,6 +55,20 @@ static ngx_conf_enum_t  ngx_http_ciba_deliveries[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_ciba_path_modes[] = {
+    { ngx_string("canonical"), NGX_HTTP_CIBA_PATH_CANONICAL },
+    { ngx_string("normalize"), NGX_HTTP_CIBA_PATH_NORMALIZE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_conf_enum_t  ngx_http_ciba_duplicate_args[] = {
+    { ngx_string("refuse"), NGX_HTTP_CIBA_ARGS_REFUSE },
+    { ngx_string("keep"), NGX_HTTP_CIBA_ARGS_KEEP },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_enum_t  ngx_http_ciba_log_levels[] = {
     { ngx_string("info"), NGX_LOG_INFO },
     { ngx_string("notice"), NGX_LOG_NOTICE },
@@ -100,6 +114,27 @@ static ngx_command_t  ngx_http_ciba_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
+
+    { ngx_string("ciba_digest_header"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE12,
+      ngx_http_ciba_digest_header,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("ciba_path"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, path_mode),
+      &ngx_http_ciba_path_modes },
+
+    { ngx_string("ciba_duplicate_args"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_ciba_loc_conf_t, duplicate_args),
+      &ngx_http_ciba_duplicate_args },
 
     { ngx_string("ciba_body_limit"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -276,6 +311,13 @@ static ngx_command_t  ngx_http_ciba_commands[] = {
       offsetof(ngx_http_ciba_loc_conf_t, acr_values),
       NULL },
 
+    { ngx_string("ciba_authorization_detail"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_ciba_authorization_detail,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("ciba_handle_header"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -371,6 +413,11 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
         return ngx_http_ciba_subrequest(r);
     }
 
+    if (clcf->callback) {
+        /* the notification endpoint is authenticated by its own bearer */
+        return NGX_DECLINED;
+    }
+
     ctx = ngx_http_ciba_get_ctx(r);
 
     if (ctx == NULL) {
@@ -394,6 +441,19 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
             && ngx_http_complex_value(r, clcf->subject, &ctx->subject)
                != NGX_OK)
         {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        /* before the body is read and anyone is asked */
+
+        rc = ngx_http_ciba_request_check(r, clcf, ctx);
+
+        if (rc == NGX_DECLINED) {
+            ctx->outcome = NGX_HTTP_CIBA_BAD_REQUEST;
+            return ngx_http_ciba_finish(r, clcf, ctx);
+        }
+
+        if (rc != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
     }
@@ -436,8 +496,10 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
 
 /*
  * A subrequest into a protected location passes only when the main
- * request was approved (a mirror or an include of the approved action);
- * it never consumes a token of its own.
+ * request was approved (a mirror or an include of the approved action),
+ * or when it is the module's own request to the authorization server
+ * (an AS location that inherits "ciba on"); it never consumes a token of
+ * its own.
  */
 
 static ngx_int_t
@@ -445,9 +507,14 @@ ngx_http_ciba_subrequest(ngx_http_request_t *r)
 {
     ngx_http_ciba_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_ciba_module);
+    ctx = ngx_http_ciba_get_ctx(r->main);
 
     if (ctx && ctx->decided && ctx->outcome == NGX_HTTP_CIBA_APPROVED) {
+        return NGX_DECLINED;
+    }
+
+    if (ctx && ctx->as_sr == r) {
+        /* the module's own request to the authorization server */
         return NGX_DECLINED;
     }
 
@@ -502,8 +569,11 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         return ngx_http_ciba_finish(r, clcf, ctx);
     }
 
-    rc = ngx_http_ciba_digest(r, clcf, &ctx->action, &ctx->digest,
-                              &body_len);
+    /* once a request, also across the wake-ups of wait mode */
+
+    rc = (ctx->digest.len == 0) ? ngx_http_ciba_digest(r, clcf, ctx,
+                                                       &body_len)
+                                : NGX_OK;
 
     if (rc == NGX_DECLINED) {
         ctx->outcome = NGX_HTTP_CIBA_TOO_LARGE;
@@ -788,6 +858,10 @@ ngx_http_ciba_get_ctx(ngx_http_request_t *r)
     ngx_pool_cleanup_t   *cln;
     ngx_http_ciba_ctx_t  *ctx;
 
+    /* the decision is the main request's; subrequests see it too */
+
+    r = r->main;
+
     ctx = ngx_http_get_module_ctx(r, ngx_http_ciba_module);
 
     if (ctx || !(r->internal || r->filter_finalize)) {
@@ -870,6 +944,10 @@ ngx_http_ciba_create_loc_conf(ngx_conf_t *cf)
 
     clcf->enable = NGX_CONF_UNSET;
     clcf->extras = NGX_CONF_UNSET_PTR;
+    clcf->headers = NGX_CONF_UNSET_PTR;
+    clcf->path_mode = NGX_CONF_UNSET_UINT;
+    clcf->duplicate_args = NGX_CONF_UNSET_UINT;
+    clcf->details = NGX_CONF_UNSET_PTR;
     clcf->body_limit = NGX_CONF_UNSET_SIZE;
     clcf->keys = NGX_CONF_UNSET_PTR;
     clcf->audiences = NGX_CONF_UNSET_PTR;
@@ -906,6 +984,12 @@ ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     ngx_conf_merge_ptr_value(conf->extras, prev->extras, NULL);
+    ngx_conf_merge_ptr_value(conf->headers, prev->headers, NULL);
+    ngx_conf_merge_uint_value(conf->path_mode, prev->path_mode,
+                              NGX_HTTP_CIBA_PATH_CANONICAL);
+    ngx_conf_merge_uint_value(conf->duplicate_args, prev->duplicate_args,
+                              NGX_HTTP_CIBA_ARGS_REFUSE);
+    ngx_conf_merge_ptr_value(conf->details, prev->details, NULL);
     ngx_conf_merge_size_value(conf->body_limit, prev->body_limit,
                               1024 * 1024);
 
@@ -1132,7 +1216,7 @@ ngx_http_ciba_postconfiguration(ngx_conf_t *cf)
 
     *h = ngx_http_ciba_handler;
 
-    return NGX_OK;
+    return ngx_http_ciba_as_filter_init(cf);
 }
 
 

@@ -162,7 +162,30 @@ main::refusal('approval_mismatch', 'digest_mismatch', path => '/tools/refund-all
 
 
 
-=== TEST 5: the path is the normalized $uri: dot segments, double slashes, %XX
+=== TEST 5: ciba_path normalize: the path is the normalized $uri: dot segments, double slashes, %XX
+--- config
+    location /tools/ {
+        ciba on;
+        ciba_action refund;
+        ciba_path normalize;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /tools/x/..//%72efund
+{"amount":5}
+--- mint
+{ path => '/tools/refund', uri => 1 }
+--- response_body
+upstream ran POST
+--- error_log eval
+[
+    main::decision_line('approved', 'token_valid', uri => 1),
+    'access: POST /backend status=200',
+]
+
+
+
+=== TEST 5b: ciba_path canonical (the default): the same path is refused before anything else, 400
 --- config
     location /tools/ {
         ciba on;
@@ -174,13 +197,63 @@ POST /tools/x/..//%72efund
 {"amount":5}
 --- mint
 { path => '/tools/refund' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+!Retry-After
+!WWW-Authenticate
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/\[info\] .*ciba: the path has a dot segment, refused by "ciba_path canonical"/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+    'access: POST /tools/refund status=400 decision=bad_request reason=noncanonical_path',
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 5c: ciba_path canonical: a canonical path with escapes is digested as sent, not decoded
+--- config
+    location /tools/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /tools/%C3%A9t%C3%A9;v=1/a%2Bb
+{"amount":5}
+--- mint
+{ path => '/tools/%C3%A9t%C3%A9;v=1/a%2Bb' }
 --- response_body
 upstream ran POST
 --- error_log eval
 [
-    main::decision_line('approved', 'token_valid'),
-    'access: POST /backend status=200',
+    main::decision_line('approved', 'token_valid', path => '/tools/%C3%A9t%C3%A9;v=1/a%2Bb'),
 ]
+
+
+
+=== TEST 5d: ciba_path canonical: a token for the decoded path does not fit the escaped one
+--- config
+    location /tools/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /tools/a%2Bb
+{"amount":5}
+--- mint
+{ path => '/tools/a+b' }
+--- error_code: 403
+--- response_body_like eval
+main::refusal('approval_mismatch', 'digest_mismatch', path => '/tools/a%2Bb')
+--- no_error_log
+/backend
 
 
 
@@ -254,11 +327,39 @@ upstream ran POST
 
 
 
-=== TEST 9: repeated args and empty pieces: "a=1&&a=1&" is two "a=1"
+=== TEST 9: repeated args are refused by default (400 duplicate_arg), before the body counts
 --- config
     location /tools/refund {
         ciba on;
         ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /tools/refund?a=1&&a=1&
+{"amount":5}
+--- mint
+{ args => 'a=1&a=1' }
+--- error_code: 400
+--- response_headers
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"duplicate_arg","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/\[info\] .*ciba: the query repeats the argument "a", refused by "ciba_duplicate_args refuse"/,
+    qr/ciba: decision=bad_request reason=duplicate_arg action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 9b: ciba_duplicate_args keep: "a=1&&a=1&" is two "a=1", empty pieces dropped
+--- config
+    location /tools/refund {
+        ciba on;
+        ciba_action refund;
+        ciba_duplicate_args keep;
         proxy_pass http://127.0.0.1:$server_port/backend;
     }
 --- request
@@ -275,11 +376,12 @@ upstream ran POST
 
 
 
-=== TEST 10: repeated args count: a token for one "a=1" does not fit two
+=== TEST 10: ciba_duplicate_args keep: a token for one "a=1" does not fit two
 --- config
     location /tools/refund {
         ciba on;
         ciba_action refund;
+        ciba_duplicate_args keep;
         proxy_pass http://127.0.0.1:$server_port/backend;
     }
 --- request
@@ -296,6 +398,48 @@ main::refusal('approval_mismatch', 'digest_mismatch', args => 'a=1&a=1')
 ]
 --- no_error_log
 /backend
+
+
+
+=== TEST 10b: ciba_duplicate_args keep: the values of one name count in their order
+--- config
+    location /tools/refund {
+        ciba on;
+        ciba_action refund;
+        ciba_duplicate_args keep;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /tools/refund?amount=3000&amount=30
+{"amount":5}
+--- mint
+{ args => 'amount=30&amount=3000' }
+--- error_code: 403
+--- response_body_like eval
+main::refusal('approval_mismatch', 'digest_mismatch', args => 'amount=3000&amount=30')
+--- no_error_log
+/backend
+
+
+
+=== TEST 10c: the args are sorted by name only: other names reordered still match
+--- config
+    location /tools/refund {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /tools/refund?zeta=1&Beta=2&alpha=3
+{"amount":5}
+--- mint
+{ args => 'alpha=3&Beta=2&zeta=1' }
+--- response_body
+upstream ran POST
+--- error_log eval
+[
+    main::decision_line('approved', 'token_valid', args => 'zeta=1&Beta=2&alpha=3'),
+]
 
 
 
@@ -1185,5 +1329,672 @@ main::refusal('approval_mismatch', 'digest_mismatch', body => '0123456789abcdef'
 [
     main::decision_line('mismatch', 'digest_mismatch', body => '0123456789abcdef' x 6400),
 ]
+--- no_error_log
+/backend
+
+
+
+=== TEST 60a: ciba_path canonical refuses an encoded "/" (%2F): /t/a%2Fb
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/a%2Fb
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/escapes a byte that must be sent as is/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 60b: ciba_path canonical refuses an encoded "/" in lowercase (%2f): /t/a%2fb
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/a%2fb
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/escape that is not two uppercase hex digits/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 60c: ciba_path canonical refuses an empty segment (//): /t/bucket/a//b
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/bucket/a//b
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/has an empty segment/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 60d: ciba_path canonical refuses a "." segment: /t/./x
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/./x
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/has a dot segment/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 60e: ciba_path canonical refuses a ".." segment: /t/y/../x
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/y/../x
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/has a dot segment/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 60f: ciba_path canonical refuses a final ".." segment: /t/y/..
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/y/..
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/has a dot segment/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 60g: ciba_path canonical refuses an encoded dot segment (%2E%2E): /t/y/%2E%2E/x
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/y/%2E%2E/x
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/escapes a byte that must be sent as is/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 60h: ciba_path canonical refuses an encoded unreserved letter (%41): /t/%41
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/%41
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/escapes a byte that must be sent as is/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 60i: ciba_path canonical refuses an encoded "~" (%7E): /t/%7E
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/%7E
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/escapes a byte that must be sent as is/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 60j: ciba_path canonical refuses lowercase hex escapes: /t/caf%c3%a9
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/caf%c3%a9
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/escape that is not two uppercase hex digits/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 60k: ciba_path canonical refuses a raw quote: /t/a"b
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/a"b
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"noncanonical_path","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/has a byte that must be escaped/,
+    qr/ciba: decision=bad_request reason=noncanonical_path action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 61a: ciba_duplicate_args refuse: amount=30&amount=3000
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x?amount=30&amount=3000
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"duplicate_arg","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/the query repeats the argument "amount"/,
+    qr/ciba: decision=bad_request reason=duplicate_arg action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 61b: ciba_duplicate_args refuse: names compared case-insensitively (?AMOUNT=1&amount=5000)
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x?AMOUNT=1&amount=5000
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"duplicate_arg","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/the query repeats the argument "amount"/,
+    qr/ciba: decision=bad_request reason=duplicate_arg action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 61c: ciba_duplicate_args refuse: names compared decoded (%61mount)
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x?amount=1&%61mount=2
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"duplicate_arg","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/the query repeats the argument "%61mount"/,
+    qr/ciba: decision=bad_request reason=duplicate_arg action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 61d: ciba_duplicate_args refuse: "+" and %20 in names are both a space
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x?a+b=1&a%20b=2
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"duplicate_arg","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/the query repeats the argument "a%20b"/,
+    qr/ciba: decision=bad_request reason=duplicate_arg action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 61e: ciba_duplicate_args refuse: a name without "=" repeated with one
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x?flag&flag=1
+{"amount":5}
+--- mint
+{ path => '/t/x' }
+--- error_code: 400
+--- response_headers
+Content-Type: application/json
+!Retry-After
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"duplicate_arg","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/the query repeats the argument "flag"/,
+    qr/ciba: decision=bad_request reason=duplicate_arg action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 62a: a canonical path with bytes that are not UTF-8 (%FF%FE) is approved as sent, also in the token-only location
+--- config
+    location /c/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /c/%FF%FE
+{"amount":5}
+--- mint
+{ path => '/c/%FF%FE' }
+--- response_body
+upstream ran POST
+--- error_log eval
+[
+    main::decision_line('approved', 'token_valid', path => '/c/%FF%FE'),
+]
+
+
+
+=== TEST 63a: ciba_digest_header: the bound header's value counts
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        ciba_digest_header X-Agent-Id;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x
+{"amount":5}
+--- more_headers
+X-Agent-Id: agent-7
+--- mint
+{ headers => [ [ 'X-Agent-Id', 'agent-7' ] ] }
+--- response_body
+upstream ran POST
+--- error_log eval
+[
+    main::decision_line('approved', 'token_valid', path => '/t/x', headers => [ [ 'X-Agent-Id', 'agent-7' ] ]),
+]
+
+
+
+=== TEST 63b: ciba_digest_header: a token for agent-7 and a request with two X-Agent-Id fields (agent-7, agent-evil): 400 duplicate_header
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        ciba_digest_header X-Agent-Id;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x
+{"amount":5}
+--- more_headers
+X-Agent-Id: agent-7
+x-agent-id: agent-evil
+--- mint
+{ headers => [ [ 'X-Agent-Id', 'agent-7' ] ] }
+--- error_code: 400
+--- response_body_like eval
+qr/\A\{"error":"approval_bad_request","error_description":"[^"]+","reason":"duplicate_header","action":"refund","action_digest":""\}\n\z/
+--- error_log eval
+[
+    qr/\[info\] .*ciba: the request has 2 "x-agent-id" header fields, refused by "ciba_digest_header" without "repeated"/,
+    qr/ciba: decision=bad_request reason=duplicate_header action="refund" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 63c: ciba_digest_header repeated: all the fields count, in order; a token for the first alone does not fit
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        ciba_digest_header X-Agent-Id repeated;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x
+{"amount":5}
+--- more_headers
+X-Agent-Id: agent-7
+X-Agent-Id: agent-evil
+--- mint
+{ headers => [ [ 'X-Agent-Id', 'agent-7' ] ] }
+--- error_code: 403
+--- response_body_like eval
+main::refusal('approval_mismatch', 'digest_mismatch', path => '/t/x', headers => [ [ 'X-Agent-Id', 'agent-7', 'agent-evil' ] ])
+--- no_error_log
+/backend
+
+
+
+=== TEST 63d: ciba_digest_header repeated: a token for both fields in their order passes
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        ciba_digest_header X-Agent-Id repeated;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x
+{"amount":5}
+--- more_headers
+X-Agent-Id: agent-7
+X-Agent-Id: agent-evil
+--- mint
+{ headers => [ [ 'X-Agent-Id', 'agent-7', 'agent-evil' ] ] }
+--- response_body
+upstream ran POST
+
+
+
+=== TEST 63e: ciba_digest_header: an absent header is not an empty one
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        ciba_digest_header X-Agent-Id;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x
+{"amount":5}
+--- mint
+{ headers => [ [ 'X-Agent-Id', '' ] ] }
+--- error_code: 403
+--- response_body_like eval
+main::refusal('approval_mismatch', 'digest_mismatch', path => '/t/x', headers => [ [ 'X-Agent-Id' ] ])
+--- no_error_log
+/backend
+
+
+
+=== TEST 63f: ciba_digest_header: bad names and a header bound twice fail nginx -t
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        ciba_digest_header X-Agent-Id;
+        ciba_digest_header x-agent-id;
+    }
+--- must_die
+--- error_log
+header "x-agent-id" is bound twice
+
+
+
+=== TEST 64a: an action that is not UTF-8 ($ciba_arg_op decoded to a 0xFF byte): 400 not_utf8, logged
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action $ciba_arg_op;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x?op=%FF
+{"amount":5}
+--- error_code: 400
+--- response_body_like: ^\{"error":"approval_bad_request","error_description":"[^"]+","reason":"not_utf8","action_digest":""\}$
+--- error_log eval
+[
+    qr/\[info\] .*ciba: the action name is not valid UTF-8/,
+    qr/ciba: decision=bad_request reason=not_utf8 action="\\xff" /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 65a: Expect: 100-continue with a Content-Length over ciba_body_limit: 413 at once, no "100 Continue"
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        ciba_body_limit 10;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x
+{"amount":5000000}
+--- more_headers
+Expect: 100-continue
+--- error_code: 413
+--- response_body_like: "error":"approval_body_too_large"
+--- error_log eval
+[
+    qr/ciba: decision=body_too_large reason=body_too_large /,
+]
+--- no_error_log
+/backend
+
+
+
+=== TEST 65b: Expect: 100-continue on a request refused before its body is read (a repeated argument): no "100 Continue"
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x?a=1&a=2
+{"amount":5}
+--- more_headers
+Expect: 100-continue
+--- error_code: 400
+--- response_body_like: "reason":"duplicate_arg"
 --- no_error_log
 /backend

@@ -10,8 +10,9 @@
 # - every answer of the AS to the backchannel request: denials (403),
 #   complaints about this client (502, with an error line naming the AS's
 #   error), and everything unusable (503 with Retry-After), each with its
-#   reason: as_failed (no answer at all: the subrequest failed, e.g. over
-#   subrequest_output_buffer_size; no placeholder is left behind),
+#   reason: as_answer_too_large (over subrequest_output_buffer_size, taken
+#   in by the module's own filter and drained; no placeholder is left
+#   behind),
 #   as_server_error (5xx, nginx's own 502/504 included: refused, reset,
 #   timed out), as_redirect (3xx), as_bad_answer (a JSON object that
 #   cannot be used), as_not_json (a 200 or 4xx that is not a JSON object);
@@ -182,7 +183,12 @@ sub key_files {
 sub binding {
     my ($text, $max, $set) = @_;
     $set //= 'A-Za-z0-9\-._+/!?#';
-    $text = substr $text, 0, $max // 20;
+    $max //= 20;
+    if (length $text > $max) {
+        # never half a UTF-8 character
+        $max-- while $max > 0 && (ord(substr $text, $max, 1) & 0xc0) == 0x80;
+        $text = substr $text, 0, $max;
+    }
     eval "\$text =~ tr{$set}{_}c; 1" or die $@;
     return $text;
 }
@@ -218,6 +224,8 @@ sub decision_re {
            . '" jti="" kid="" alg= digest='
            . quotemeta($o{digest} // std_digest())
            . ($o{ref} ? ' request_ref=[A-Za-z0-9_-]{16}' : '')
+           . (defined $o{bm} ? ' binding_message="' . quotemeta($o{bm}) . '"'
+                             : '(?: binding_message="[^"]*")?')
            . '(?:,| while )';
     return qr/$re/;
 }
@@ -280,6 +288,8 @@ sub headers_are {
                           "$Name - $what: the request headers");
 }
 
+# the authorization_details of a request: by default %REQ's, whose
+# arguments are shown decoded and whose body is shown by its hash
 sub std_ad {
     my (%o) = @_;
     return [ {
@@ -289,6 +299,10 @@ sub std_ad {
         identifier => $o{digest} // std_digest(),
         method     => 'POST',
         path       => $o{path} // '/tools/refund',
+        (exists $o{args} ? (defined $o{args} ? (args => $o{args}) : ())
+                         : (args => { order => '42' })),
+        body_sha256 => Digest::SHA::sha256_hex($o{body} // $REQ{body}),
+        %{ $o{more} || {} },
     } ];
 }
 
@@ -517,7 +531,9 @@ form_is($bc, {
     client_id             => 'poll-client',
     client_secret         => 'poll-secret',
     authorization_details => std_ad(type => 'tools.example/refund',
-                                    digest => $digest),
+                                    digest => $digest,
+                                    args => { order => 'A17', amount => '30' },
+                                    body => '{"reason":"agent-body-must-not-leak"}'),
 }, 'backchannel request');
 Test::More::is($bc->{client_auth}, 'client_secret_post',
                "$Name - client_secret_post from ciba_client_id/secret");
@@ -527,7 +543,7 @@ Test::More::unlike($bc->{body}, qr/must-not-leak|agent|10\.9\.9\.9/,
 
 
 
-=== TEST 3: the binding message: another character set, cut inside a UTF-8 character, never sent raw
+=== TEST 3: the binding message: another character set, cut before a UTF-8 character that does not fit, never sent raw
 --- config
     location /tools/refund {
         ciba on;
@@ -557,7 +573,7 @@ Retry-After: 1
 --- response_body_like eval
 main::answer_re(error => 'approval_pending', reason => 'asked',
                 pending => { interval => 1, expires_in => 300,
-                             binding => '_efund 42 ___ f_' })
+                             binding => '_efund 42 ___ f' })
 --- error_log
 ciba: decision=pending reason=asked
 --- no_error_log
@@ -569,7 +585,8 @@ Test::More::is(as_req('/bc-authorize')->{form}{binding_message},
                              'a-z0-9 _'),
                "$Name - binding_message sent");
 Test::More::is(as_req('/bc-authorize')->{form}{binding_message},
-               '_efund 42 ___ f_', "$Name - binding_message sent, literally");
+               '_efund 42 ___ f', "$Name - binding_message sent, literally "
+               . "(cut before the first byte of the ü, not inside it)");
 
 
 
@@ -671,7 +688,7 @@ Test::More::is_deeply($ad[1], std_ad(),
 
 
 
-=== TEST 3d: a path with characters a URI cannot hold: "locations" carries it escaped, "path" and the digest as nginx decoded it
+=== TEST 3d: a canonical path with escaped characters: "locations", "path" and the digest carry it as sent
 --- init
 main::as_setup();
 --- request
@@ -682,7 +699,7 @@ X-User: alice
 --- error_code: 401
 --- response_body_like eval
 main::answer_re(error => 'approval_pending', reason => 'asked',
-                digest => main::std_digest(path => "/tools/refund x<y>\"%{\xc3\xa9"),
+                digest => main::std_digest(path => '/tools/refund%20x%3Cy%3E%22%25%7B%C3%A9'),
                 pending => { interval => 1, expires_in => 300 })
 --- error_log
 ciba: decision=pending reason=asked
@@ -693,10 +710,10 @@ count_is('/bc-authorize' => 1, '/token' => 0);
 Test::More::is_deeply(
     scalar eval { JSON::PP->new->decode(
                as_req('/bc-authorize')->{form}{authorization_details}) },
-    std_ad(digest => main::std_digest(path => "/tools/refund x<y>\"%{\xc3\xa9"),
-           path => "/tools/refund x<y>\"%{\x{e9}",
+    std_ad(digest => main::std_digest(path => '/tools/refund%20x%3Cy%3E%22%25%7B%C3%A9'),
+           path => '/tools/refund%20x%3Cy%3E%22%25%7B%C3%A9',
            locations => 'http://localhost/tools/refund%20x%3Cy%3E%22%25%7B%C3%A9'),
-    "$Name - locations escaped, path decoded");
+    "$Name - locations and path as sent");
 
 
 
@@ -819,7 +836,7 @@ Cache-Control: no-store
 main::answer_re(error => 'approval_misconfigured', reason => 'invalid_client')
 --- error_log eval
 [
-    qr/\[error\] .*ciba: the authorization server refused the backchannel request: "invalid_client"; check the client's configuration/,
+    qr/\[error\] .*ciba: the authorization server refused the backchannel request: "invalid_client" \(error_description: "[^"]*"\); check the client's configuration/,
     main::decision_re('misconfigured', 'invalid_client'),
 ]
 --- as_check
@@ -1074,9 +1091,10 @@ count_is('/bc-authorize' => 1);
 
 
 
-=== TEST 17: the AS answers a 10 MiB body (over subrequest_output_buffer_size): 503 as_failed, Retry-After
-# nginx fails the in-memory subrequest ("too big subrequest response"); the
-# module turns that failure into its own answer (no answer from the AS)
+=== TEST 17: the AS answers a 10 MiB body (over subrequest_output_buffer_size): 503 as_answer_too_large, Retry-After
+# the module takes in the answer itself, bounded by the AS location's
+# subrequest_output_buffer_size, and drains the rest: an answer over it is
+# the documented 503 with its own error line, never a dropped connection
 --- init
 main::as_setup(script => { '/bc-authorize' => [ { fault => 'huge' } ] });
 --- request
@@ -1091,16 +1109,15 @@ Content-Type: application/json
 Cache-Control: no-store
 !WWW-Authenticate
 --- response_body_like eval
-main::answer_re(error => 'approval_unavailable', reason => 'as_failed')
+main::answer_re(error => 'approval_unavailable', reason => 'as_answer_too_large')
 --- error_log eval
 [
-    'too big subrequest response',
-    qr/\[error\] .*ciba: the authorization server gave no usable answer to the backchannel request \(status 0, 0 bytes\)/,
-    main::decision_re('unavailable', 'as_failed'),
-    qr{access: POST /tools/refund status=503 decision=unavailable reason=as_failed subject=alice ref=-? bm=refund$},
+    qr/\[error\] .*ciba: the authorization server's answer to "\/_as\/bc" \(status 200\) is 10485760 bytes, over the subrequest_output_buffer_size of that location(?:,| while )/,
+    main::decision_re('unavailable', 'as_answer_too_large', bm => 'refund'),
+    qr{access: POST /tools/refund status=503 decision=unavailable reason=as_answer_too_large subject=alice ref=-? bm=refund$},
 ]
---- no_error_log
-/backend
+--- no_error_log eval
+[ '/backend', 'too big subrequest response', 'redeemed' ]
 --- as_check
 count_is('/bc-authorize' => 1, '/token' => 0);
 Test::More::is(as_req('/bc-authorize')->{scripted}{fault}, 'huge',
@@ -1111,7 +1128,7 @@ Test::More::is(as_req('/bc-authorize')->{scripted}{fault}, 'huge',
 === TEST 17b: after a 10 MiB answer, the next bare request asks the AS again (no placeholder left)
 --- init
 main::as_setup(script => { '/bc-authorize' => [ { fault => 'huge' } ] });
-main::prime($block->name, 503, 'as_failed', 'POST', '/tools/refund?order=42',
+main::prime($block->name, 503, 'as_answer_too_large', 'POST', '/tools/refund?order=42',
             headers => { 'X-User' => 'alice' }, body => '{"amount":10}');
 --- request
 POST /tools/refund?order=42
@@ -1127,13 +1144,104 @@ main::answer_re(error => 'approval_pending', reason => 'asked',
                 pending => { interval => 1, expires_in => 300 })
 --- error_log eval
 [
-    main::decision_re('unavailable', 'as_failed'),
+    main::decision_re('unavailable', 'as_answer_too_large'),
     main::decision_re('pending', 'asked', ref => 1),
 ]
 --- no_error_log
 reason=requesting
 --- as_check
 count_is('/bc-authorize' => 2, '/token' => 0);
+
+
+
+=== TEST 17c: an answer just over a 16k subrequest_output_buffer_size (20 KB, chunked): 503 as_answer_too_large, the connection answered
+# the size that used to close the agent's connection without a byte
+--- config
+    location /tools/refund {
+        ciba on;
+        ciba_action refund;
+        ciba_backchannel_endpoint /_as/bc;
+        ciba_token_endpoint /_as/token;
+        ciba_login_hint $http_x_user;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+
+    location = /_as/bc {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_AS_PORT/bc-authorize;
+        proxy_set_header Authorization "Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=";
+        subrequest_output_buffer_size 16k;
+    }
+
+    location = /_as/token {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_AS_PORT/token;
+    }
+--- init
+main::as_setup(script => { '/bc-authorize' => [ { fault => 'huge', size => 20480, chunked => JSON::PP::true } ] });
+--- request
+POST /tools/refund?order=42
+{"amount":10}
+--- more_headers
+X-User: alice
+--- error_code: 503
+--- response_headers
+Retry-After: 5
+Content-Type: application/json
+--- response_body_like eval
+main::answer_re(error => 'approval_unavailable', reason => 'as_answer_too_large')
+--- error_log eval
+[
+    qr/ciba: the authorization server's answer to "\/_as\/bc" \(status 200\) is 20480 bytes, over the subrequest_output_buffer_size/,
+    main::decision_re('unavailable', 'as_answer_too_large'),
+]
+--- no_error_log
+too big subrequest response
+--- as_check
+count_is('/bc-authorize' => 1, '/token' => 0);
+
+
+
+=== TEST 17d: an answer of exactly subrequest_output_buffer_size (16384 bytes) is taken in whole
+--- config
+    location /tools/refund {
+        ciba on;
+        ciba_action refund;
+        ciba_backchannel_endpoint /_as/bc;
+        ciba_token_endpoint /_as/token;
+        ciba_login_hint $http_x_user;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+
+    location = /_as/bc {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_AS_PORT/bc-authorize;
+        proxy_set_header Authorization "Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=";
+        subrequest_output_buffer_size 16k;
+    }
+
+    location = /_as/token {
+        internal;
+        proxy_pass http://127.0.0.1:$TEST_NGINX_AS_PORT/token;
+    }
+--- init
+my $pad = 16384 - length '{"auth_req_id":"areq-16k","expires_in":300,"interval":1,"pad":""}';
+main::as_setup(script => { '/bc-authorize' => [ { status => 200, json => {
+    auth_req_id => 'areq-16k', expires_in => 300, interval => 1,
+    pad => 'x' x $pad } } ] });
+--- request
+POST /tools/refund?order=42
+{"amount":10}
+--- more_headers
+X-User: alice
+--- error_code: 401
+--- response_body_like eval
+main::answer_re(error => 'approval_pending', reason => 'asked',
+                pending => { interval => 1, expires_in => 300 })
+--- error_log eval
+[ main::decision_re('pending', 'asked', ref => 1) ]
+--- no_error_log
+[error]
 
 
 
@@ -2199,7 +2307,7 @@ Cache-Control: no-store
 main::answer_re(error => 'approval_misconfigured', reason => 'invalid_client')
 --- error_log eval
 [
-    qr/\[error\] .*ciba: the authorization server refused the token request: "invalid_client"; check the client's configuration/,
+    qr/\[error\] .*ciba: the authorization server refused the token request: "invalid_client" \(error_description: "[^"]*"\); check the client's configuration/,
     main::decision_re('misconfigured', 'invalid_client', ref => 1),
 ]
 --- as_check
@@ -2237,7 +2345,7 @@ count_is('/token' => 1);
 
 
 
-=== TEST 45b: the token endpoint answers a 10 MiB body: 503 as_failed, Retry-After
+=== TEST 45b: the token endpoint answers a 10 MiB body: 503 as_answer_too_large, Retry-After, the possible redemption logged
 --- http_config
     ciba_handle_key ../html/a.key;
 --- user_files eval
@@ -2256,12 +2364,11 @@ Content-Type: application/json
 Cache-Control: no-store
 !WWW-Authenticate
 --- response_body_like eval
-main::answer_re(error => 'approval_unavailable', reason => 'as_failed')
+main::answer_re(error => 'approval_unavailable', reason => 'as_answer_too_large')
 --- error_log eval
 [
-    'too big subrequest response',
-    qr/\[error\] .*ciba: the authorization server gave no usable answer to the token request \(status 0, 0 bytes\)/,
-    main::decision_re('unavailable', 'as_failed', ref => 1),
+    qr/\[error\] .*ciba: the authorization server's answer to "\/_as\/token" \(status 200\) is 10485760 bytes, over the subrequest_output_buffer_size of that location; the approval may have been redeemed at the authorization server for nothing/,
+    main::decision_re('unavailable', 'as_answer_too_large', ref => 1),
 ]
 --- no_error_log
 /backend

@@ -24,7 +24,7 @@
 #   strict AS never says slow_down);
 # - the placeholder of an approval being requested is given up when the
 #   client goes away during the backchannel request, and when the AS's
-#   answer is over subrequest_output_buffer_size (503 as_failed).
+#   answer is over subrequest_output_buffer_size (503 as_answer_too_large).
 #
 # Timing: the interval is 1 s.  The module's clock has whole seconds
 # (ngx_time()), so it keeps a margin of one second: the next poll is
@@ -760,12 +760,13 @@ subtest 'a 10 MiB answer to the backchannel request' => sub {
     as_setup(script => { '/bc-authorize' => [ { fault => 'huge' } ] });
     my $off = $ng->log_offset;
     my $r = req();
-    answer_is($r, 503, 'approval_unavailable', 'as_failed',
+    answer_is($r, 503, 'approval_unavailable', 'as_answer_too_large',
               'an answer over subrequest_output_buffer_size');
     is($r->{headers}{'retry-after'}, 5, 'Retry-After');
-    log_has($off, qr/too big subrequest response/, 'nginx says why');
-    log_has($off, qr/ciba: decision=unavailable reason=as_failed action="refund" subject="alice" /,
-            'the decision line: unavailable, as_failed');
+    log_has($off, qr/ciba: the authorization server's answer to "\/_as\/bc" \(status 200\) is 10485760 bytes, over the subrequest_output_buffer_size/,
+            'the module says why');
+    log_has($off, qr/ciba: decision=unavailable reason=as_answer_too_large action="refund" subject="alice" /,
+            'the decision line: unavailable, as_answer_too_large');
 
     # and no placeholder is left ("requesting", for 60 s)
     $r = req();

@@ -163,22 +163,32 @@ sub jti { return sprintf "jti-%d-%d-%d", $$, time, ++$Seq }
 
 # The action digest, version 1 (see README.md).  $path must already be
 # normalized as nginx's $uri; $args is the raw query string.
+# digest(action => 'refund', method => 'POST', path => '/p', args => 'a=1',
+#        body => '...', extras => [...], headers => [[name, values...], ...],
+#        covers => [...], uri => 1): the action digest, version 2 (README
+#        "The action digest"); path is the raw path as sent, or nginx's $uri
+#        with uri => 1 (ciba_path normalize)
 sub digest {
     my (%a) = @_;
     my @covers = $a{covers} ? @{ $a{covers} } : qw(method path args body);
     my %c = map { $_ => 1 } @covers;
     my $ns = sub { my $x = shift; length($x) . ':' . $x . ',' };
 
-    my $c = $ns->('ngx-ciba-digest/1')
-          . $ns->(join ',', grep { $c{$_} } qw(method path args body))
+    my $c = $ns->('ngx-ciba-digest/2')
+          . $ns->(join ',', map { $_ eq 'path' && $a{uri} ? 'uri' : $_ }
+                            grep { $c{$_} } qw(method path args body))
           . $ns->($a{action});
 
     $c .= $ns->($a{method}) if $c{method};
     $c .= $ns->($a{path})   if $c{path};
 
     if ($c{args}) {
-        my @args = sort grep { length } split /&/, (defined $a{args}
-                                                    ? $a{args} : ''), -1;
+        my @args = grep { length } split /&/, (defined $a{args}
+                                                ? $a{args} : ''), -1;
+        my $i = 0;
+        my @keyed = map { [ arg_key($_), $i++, $_ ] } @args;
+        @args = map { $_->[2] }
+                sort { $a->[0] cmp $b->[0] || $a->[1] <=> $b->[1] } @keyed;
         $c .= $ns->(scalar @args);
         $c .= $ns->($_) for @args;
     }
@@ -189,7 +199,27 @@ sub digest {
     $c .= $ns->(scalar @extras);
     $c .= $ns->($_) for @extras;
 
+    my @headers = $a{headers} ? @{ $a{headers} } : ();
+    $c .= $ns->(scalar @headers);
+
+    for my $h (@headers) {
+        my ($name, @values) = @$h;
+        $c .= $ns->(lc $name) . $ns->(scalar @values);
+        $c .= $ns->($_) for @values;
+    }
+
     return b64u(sha256($c));
+}
+
+# the sort key of a query piece: its name, "+" a space, %XX decoded, A-Z
+# lowercased (bytes)
+sub arg_key {
+    my ($piece) = @_;
+    my ($name) = split /=/, $piece, 2;
+    $name =~ tr/+/ /;
+    $name =~ s/%([0-9A-Fa-f]{2})/chr hex $1/ge;
+    $name =~ tr/A-Z/a-z/;
+    return $name;
 }
 
 # mint(key => 'ec256', alg => 'ES256', claims => {...}, header => {...},
@@ -211,7 +241,9 @@ sub mint {
         args   => $o{args} // '',
         body   => $o{body} // '',
         extras => $o{extras},
+        headers => $o{headers},
         covers => $o{covers},
+        uri    => $o{uri},
     );
 
     my %claims = (

@@ -232,61 +232,12 @@ sub decision_re {
 
 
 # ---- checks of what the mock received (the "--- as_check" sections) ------------
+#
+# MockAS::as_check_block(), MockAS::as_check_run() and the helpers the
+# sections use (count_is, as_req, form_is, headers_are, $R, $Name): see
+# t/MockAS.pm.
 
-our ($R, $Name);        # the mock's request log, the block's name
-my $PendingCheck;
-
-sub run_as_check {
-    my $p = $PendingCheck or return;
-    undef $PendingCheck;
-    local $Name = $p->{name};
-    local $R = eval { as_call(GET => '/_admin/requests') };
-    if (!$R) {
-        Test::More::fail("$Name - as_check: the mock AS answers: $@");
-        return;
-    }
-    my $ok = eval "package main; $p->{code}; 1";
-    Test::More::fail("$Name - as_check died: $@") unless $ok;
-}
-
-sub count_is {
-    my (%want) = @_;
-    for my $path (sort keys %want) {
-        Test::More::is($R->{counts}{$path} // 0, $want{$path},
-                       "$Name - the AS saw $want{$path} $path request(s)");
-    }
-}
-
-sub as_req {
-    my ($path, $i) = @_;
-    my @r = grep { $_->{path} eq $path } @{ $R->{requests} };
-    return $r[$i // 0] || {};
-}
-
-sub form_is {
-    my ($req, $want, $what) = @_;
-    my %got = %{ $req->{form} || {} };
-    my %exp = %$want;
-    my ($ad, $exp_ad) = (delete $got{authorization_details},
-                         delete $exp{authorization_details});
-    Test::More::is_deeply(\%got, \%exp, "$Name - $what: the form fields");
-    if ($exp_ad) {
-        Test::More::is_deeply(eval { JSON::PP::decode_json($ad // '') },
-                              $exp_ad,
-                              "$Name - $what: authorization_details");
-    }
-}
-
-# the request headers the AS received, exactly
-sub headers_are {
-    my ($req, $want, $what) = @_;
-    my %exp = (host => "127.0.0.1:$AS_PORT", connection => 'close',
-               'content-type' => 'application/x-www-form-urlencoded',
-               'content-length' => $req->{body_length} // -1, %$want);
-    delete @exp{ grep { !defined $exp{$_} } keys %exp };
-    Test::More::is_deeply($req->{headers}, \%exp,
-                          "$Name - $what: the request headers");
-}
+BEGIN { MockAS::as_check_import() }
 
 # the authorization_details of a request: by default %REQ's, whose
 # arguments are shown decoded and whose body is shown by its hash
@@ -381,11 +332,7 @@ _EOC_
 add_block_preprocessor(sub {
     my $block = shift;
 
-    run_as_check();
-
-    if (defined $block->as_check) {
-        $PendingCheck = { name => $block->name, code => $block->as_check };
-    }
+    MockAS::as_check_block($block);
 
     $block->set_value(http_config => $HttpConfig
                                      . ($block->http_config // ''));
@@ -399,7 +346,7 @@ add_block_preprocessor(sub {
 });
 
 add_cleanup_handler(sub {
-    run_as_check();
+    MockAS::as_check_run();
     stop_mock();
 });
 

@@ -12,6 +12,15 @@ package MockAS;
 #              . MockAS::ciba_location('= /ciba/refund', $nginx_port);
 #   MockAS::stop();                                       # also at END
 #
+# Data-driven files check what the mock received in a block's
+# "--- as_check" section (Perl, in package main): the harness has no hook
+# after a block's requests, so MockAS::as_check_block($block), called from
+# the block preprocessor, runs the previous block's section (the mock has
+# seen nothing since) and keeps this one's; MockAS::as_check_run() in a
+# cleanup handler runs the last one.  The sections use $R (the mock's
+# request log), $Name (the block's name), count_is(), as_req(), form_is()
+# and headers_are(), which MockAS::as_check_import() puts into main.
+#
 # The mock's stdout pipe and pid live in package variables (file-scoped
 # lexicals are freed before END blocks run), and only the process that
 # started the mock stops it (a forked test child must not).
@@ -129,6 +138,85 @@ sub ciba_location {
                               'ciba_backchannel_endpoint /_as/bc;',
                               'ciba_token_endpoint /_as/token;',
                               'ciba_login_hint $http_x_user;', @directives);
+}
+
+# ---- deferred checks of what the mock received ------------------------------
+
+our ($R, $Name);
+my $PendingCheck;
+
+sub as_check_import {
+    no strict 'refs';
+    *{"main::$_"} = \&{"MockAS::$_"}
+        for qw(count_is as_req form_is headers_are);
+    *main::R = \$R;
+    *main::Name = \$Name;
+    return 1;
+}
+
+sub as_check_block {
+    my ($block) = @_;
+
+    as_check_run();
+
+    $PendingCheck = { name => $block->name, code => $block->as_check }
+        if defined $block->as_check;
+
+    return $block;
+}
+
+sub as_check_run {
+    my $p = $PendingCheck or return;
+    undef $PendingCheck;
+    local $Name = $p->{name};
+    local $R = eval { call(GET => '/_admin/requests') };
+    if (!$R) {
+        Test::More::fail("$Name - as_check: the mock AS answers: $@");
+        return;
+    }
+    my $ok = eval "package main; $p->{code}; 1";
+    Test::More::fail("$Name - as_check died: $@") unless $ok;
+}
+
+sub count_is {
+    my (%want) = @_;
+    for my $path (sort keys %want) {
+        Test::More::is($R->{counts}{$path} // 0, $want{$path},
+                       "$Name - the AS saw $want{$path} $path request(s)");
+    }
+}
+
+# the $i-th request (from 0) the mock received on a path
+sub as_req {
+    my ($path, $i) = @_;
+    my @r = grep { $_->{path} eq $path } @{ $R->{requests} };
+    return $r[$i // 0] || {};
+}
+
+# the form fields of a request, exactly; authorization_details decoded
+sub form_is {
+    my ($req, $want, $what) = @_;
+    my %got = %{ $req->{form} || {} };
+    my %exp = %$want;
+    my ($ad, $exp_ad) = (delete $got{authorization_details},
+                         delete $exp{authorization_details});
+    Test::More::is_deeply(\%got, \%exp, "$Name - $what: the form fields");
+    if ($exp_ad) {
+        Test::More::is_deeply(eval { JSON::PP::decode_json($ad // '') },
+                              $exp_ad,
+                              "$Name - $what: authorization_details");
+    }
+}
+
+# the request headers the AS received, exactly
+sub headers_are {
+    my ($req, $want, $what) = @_;
+    my %exp = (host => "127.0.0.1:$Port", connection => 'close',
+               'content-type' => 'application/x-www-form-urlencoded',
+               'content-length' => $req->{body_length} // -1, %$want);
+    delete @exp{ grep { !defined $exp{$_} } keys %exp };
+    Test::More::is_deeply($req->{headers}, \%exp,
+                          "$Name - $what: the request headers");
 }
 
 END { local $?; stop() }

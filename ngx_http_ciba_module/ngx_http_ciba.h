@@ -227,7 +227,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                  state;
     time_t                      expire;     /* of the approval */
-    time_t                      next_poll;
+    int64_t                     next_poll;  /* ms since the epoch */
     time_t                      interval;
     ngx_uint_t                  mode;
     ngx_str_t                   handle;
@@ -272,7 +272,8 @@ typedef struct {
     ngx_uint_t                  as_status;
     ngx_str_t                   as_body;
     ngx_str_t                   notification_token;
-    time_t                      wait_until;
+    int64_t                     wait_until;  /* ms since the epoch */
+    int64_t                     next_poll;   /* ms, when polls are paced */
 
     /* the AS subrequest in flight and its answer, bounded */
     ngx_http_request_t         *as_sr;
@@ -285,6 +286,7 @@ typedef struct {
     unsigned                    as_done:1;
     unsigned                    checked:1;
     unsigned                    as_too_big:1;
+    unsigned                    as_posted:1;
     unsigned                    body_hashed:1;
 } ngx_http_ciba_ctx_t;
 
@@ -296,6 +298,32 @@ typedef struct {
 
 
 extern ngx_module_t  ngx_http_ciba_module;
+
+
+/* wall-clock milliseconds: poll times are shared by all workers */
+
+static ngx_inline int64_t
+ngx_http_ciba_now_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (int64_t) tp->sec * 1000 + (int64_t) tp->msec;
+}
+
+
+/* whole seconds until a time in ms, rounded up, at least 1 */
+
+static ngx_inline time_t
+ngx_http_ciba_secs_until(int64_t when)
+{
+    int64_t  ms;
+
+    ms = when - ngx_http_ciba_now_ms();
+
+    return (ms <= 1000) ? 1 : (time_t) ((ms + 999) / 1000);
+}
 
 
 /* ngx_http_ciba_module.c */
@@ -371,6 +399,7 @@ time_t ngx_http_ciba_store_epoch(ngx_shm_zone_t *zone);
 ngx_int_t ngx_http_ciba_store_key(ngx_str_t *iss, ngx_str_t *jti,
     u_char *key);
 ngx_int_t ngx_http_ciba_store_seen(ngx_shm_zone_t *zone, u_char *key);
+void ngx_http_ciba_store_refused(ngx_shm_zone_t *zone, u_char *key);
 ngx_int_t ngx_http_ciba_store_consume(ngx_shm_zone_t *zone, u_char *key,
     u_char *pending, time_t expire, time_t *retry_after, ngx_log_t *log);
 void ngx_http_ciba_store_save(ngx_cycle_t *cycle);
@@ -386,7 +415,7 @@ ngx_int_t ngx_http_ciba_pending_begin(ngx_shm_zone_t *zone, u_char *key,
 ngx_int_t ngx_http_ciba_pending_set(ngx_shm_zone_t *zone, u_char *key,
     ngx_http_ciba_pending_t *p, ngx_log_t *log);
 ngx_int_t ngx_http_ciba_pending_poll(ngx_shm_zone_t *zone, u_char *key,
-    ngx_str_t *auth_req_id, time_t *next, time_t *interval);
+    ngx_str_t *auth_req_id, int64_t *next, time_t *interval);
 void ngx_http_ciba_pending_abandon(ngx_shm_zone_t *zone, u_char *key);
 void ngx_http_ciba_pending_update(ngx_shm_zone_t *zone, u_char *key,
     ngx_uint_t state, time_t interval);

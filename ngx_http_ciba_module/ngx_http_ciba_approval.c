@@ -34,6 +34,8 @@ static ngx_int_t ngx_http_ciba_token_result(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_consume_areq(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+static void ngx_http_ciba_mark_refused(ngx_http_request_t *r,
+    ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_tokens(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *token);
@@ -77,6 +79,9 @@ ngx_http_ciba_approval(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     if (!ctx->as_done) {
         return NGX_AGAIN;
     }
+
+    /* the client is watched only while the token request is in flight */
+    r->read_event_handler = ngx_http_block_reading;
 
     if (ctx->step == NGX_HTTP_CIBA_STEP_BC) {
         return ngx_http_ciba_bc_result(r, clcf, ctx);
@@ -305,7 +310,8 @@ static ngx_int_t
 ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     ngx_http_ciba_ctx_t *ctx)
 {
-    time_t                      now, next, interval;
+    time_t                      now, interval;
+    int64_t                     next;
     u_char                      record[32];
     ngx_int_t                   rc;
     ngx_str_t                   prefix, token;
@@ -332,25 +338,37 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         return NGX_ERROR;
     }
 
-    if (ngx_http_ciba_store_seen(cmcf->shm_zone, record) == NGX_BUSY) {
+    rc = ngx_http_ciba_store_seen(cmcf->shm_zone, record);
+
+    if (rc == NGX_BUSY) {
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_REPLAYED,
                                  "auth_req_id_replayed");
+    }
+
+    if (rc == NGX_ABORT) {
+        /* redeemed, and the tokens were refused by this gateway */
+        return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_MISCONFIGURED,
+                                 "as_token_refused");
+    }
+
+    /*
+     * tokens kept for this approval: pushed by the AS (push mode), or
+     * fetched by a token request whose client went away (any mode)
+     */
+
+    rc = ngx_http_ciba_pushed_take(cmcf->shm_zone, &ctx->handle.auth_req_id,
+                                   r->pool, &token);
+    if (rc == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    if (rc == NGX_OK) {
+        return ngx_http_ciba_tokens(r, clcf, ctx, &token);
     }
 
     if (ctx->handle.mode == NGX_HTTP_CIBA_MODE_PUSH) {
 
         /* push: the tokens come to the callback; the AS is never polled */
-
-        rc = ngx_http_ciba_pushed_take(cmcf->shm_zone,
-                                       &ctx->handle.auth_req_id, r->pool,
-                                       &token);
-        if (rc == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        if (rc == NGX_OK) {
-            return ngx_http_ciba_tokens(r, clcf, ctx, &token);
-        }
 
         ctx->retry_after = ctx->handle.interval;
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_PENDING,
@@ -372,9 +390,17 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     }
 
     if (rc == NGX_BUSY) {
-        /* in ping mode, the ping may come any time: retry at the interval */
-        ctx->retry_after = (ctx->handle.mode == NGX_HTTP_CIBA_MODE_PING)
-                           ? ngx_min(next - now, interval) : next - now;
+        /*
+         * Retry-After: when the next poll is allowed, rounded up; in ping
+         * mode, the ping may come any time: retry at the interval
+         */
+        ctx->next_poll = next;
+        ctx->retry_after = ngx_http_ciba_secs_until(next);
+
+        if (ctx->handle.mode == NGX_HTTP_CIBA_MODE_PING) {
+            ctx->retry_after = ngx_min(ctx->retry_after, interval);
+        }
+
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_PENDING, "not_yet");
     }
 
@@ -388,9 +414,16 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
          * used)
          */
 
-        if (ngx_http_ciba_store_seen(cmcf->shm_zone, record) == NGX_BUSY) {
+        rc = ngx_http_ciba_store_seen(cmcf->shm_zone, record);
+
+        if (rc == NGX_BUSY) {
             return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_REPLAYED,
                                      "auth_req_id_replayed");
+        }
+
+        if (rc == NGX_ABORT) {
+            return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_MISCONFIGURED,
+                                     "as_token_refused");
         }
 
         rc = ngx_http_ciba_pending_begin(cmcf->shm_zone, ctx->pending_key,
@@ -416,7 +449,7 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
 
         p.state = NGX_HTTP_CIBA_PENDING_WAITING;
         p.expire = ctx->handle.expire;
-        p.next_poll = now + ctx->handle.interval + 1;
+        p.next_poll = ngx_http_ciba_now_ms() + 1000 * ctx->handle.interval;
         p.interval = ctx->handle.interval;
         p.mode = ctx->handle.mode;
         p.handle = ctx->handle_str;
@@ -528,9 +561,9 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
      * polling, six times slower, is only a safety net for a lost ping
      */
 
-    p.next_poll = now + 1
-                  + ((clcf->delivery == NGX_HTTP_CIBA_MODE_PING)
-                     ? ngx_max(6 * interval, 30) : interval);
+    p.next_poll = ngx_http_ciba_now_ms()
+                  + 1000 * ((clcf->delivery == NGX_HTTP_CIBA_MODE_PING)
+                            ? ngx_max(6 * interval, 30) : interval);
 
     rc = ngx_http_ciba_pending_set(cmcf->shm_zone, ctx->pending_key, &p,
                                    r->connection->log);
@@ -558,6 +591,7 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
 
     ctx->interval = interval;
     ctx->expires_in = expires_in;
+    ctx->next_poll = p.next_poll;
     ctx->retry_after = interval;
 
     return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_PENDING, "asked");
@@ -597,6 +631,14 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
             if (error.len == 21
                 && ngx_strncmp(error.data, "authorization_pending", 21) == 0)
             {
+                /* the next poll an interval after this answer */
+                ngx_http_ciba_pending_update(cmcf->shm_zone,
+                                             ctx->pending_key,
+                                             NGX_HTTP_CIBA_PENDING_WAITING,
+                                             0);
+
+                ctx->next_poll = ngx_http_ciba_now_ms()
+                                 + 1000 * ctx->handle.interval;
                 ctx->retry_after = ctx->handle.interval;
                 return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_PENDING,
                                          "authorization_pending");
@@ -614,6 +656,9 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
                                              ctx->pending_key,
                                              NGX_HTTP_CIBA_PENDING_WAITING,
                                              ctx->handle.interval);
+
+                ctx->next_poll = ngx_http_ciba_now_ms()
+                                 + 1000 * ctx->handle.interval;
 
                 return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_PENDING,
                                          "slow_down");
@@ -710,6 +755,25 @@ ngx_http_ciba_consume_areq(ngx_http_request_t *r,
 }
 
 
+static void
+ngx_http_ciba_mark_refused(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
+{
+    u_char                      record[32];
+    ngx_str_t                   prefix;
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+
+    ngx_str_set(&prefix, "urn:ngx-ciba:auth_req_id");
+
+    if (ngx_http_ciba_store_key(&prefix, &ctx->handle.auth_req_id, record)
+        == NGX_OK)
+    {
+        ngx_http_ciba_store_refused(cmcf->shm_zone, record);
+    }
+}
+
+
 static ngx_int_t
 ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     ngx_http_ciba_ctx_t *ctx, ngx_str_t *token)
@@ -742,10 +806,24 @@ ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
                                        NGX_HTTP_CIBA_TOKEN_FROM_AS);
         if (rc != NGX_OK) {
             if (rc == NGX_DECLINED) {
+                /*
+                 * the agent sent no token: the AS's token does not pass
+                 * this gateway's own settings (audience, keys, ...), a
+                 * configuration problem; the approval is redeemed at the
+                 * AS, so this handle is answered so from now on
+                 */
+
                 ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "ciba: the access token from the "
-                              "authorization server was refused: %s",
-                              ctx->reason);
+                              "ciba: the access token the authorization "
+                              "server issued for this approval was refused "
+                              "by this location's settings: %s; check "
+                              "ciba_issuer, ciba_audience, ciba_key_file "
+                              "and ciba_algorithms against the "
+                              "authorization server's tokens", ctx->reason);
+
+                ngx_http_ciba_mark_refused(r, ctx);
+
+                ctx->outcome = NGX_HTTP_CIBA_MISCONFIGURED;
             }
 
             return rc;

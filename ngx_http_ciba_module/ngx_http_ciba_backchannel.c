@@ -23,6 +23,9 @@
 
 static ngx_int_t ngx_http_ciba_as_done(ngx_http_request_t *sr, void *data,
     ngx_int_t rc);
+static void ngx_http_ciba_as_watch_client(ngx_http_request_t *r);
+static void ngx_http_ciba_keep_tokens(ngx_http_request_t *sr,
+    ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_form_add(ngx_pool_t *pool, ngx_array_t *form,
     const char *name, ngx_str_t *value);
 static ngx_int_t ngx_http_ciba_form_add_cv(ngx_http_request_t *r,
@@ -190,14 +193,27 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
 
     /*
      * not NGX_HTTP_SUBREQUEST_IN_MEMORY: the answer is taken in by
-     * ngx_http_ciba_as_body_filter(), which bounds it without failing
+     * ngx_http_ciba_as_body_filter(), which bounds it without failing.
+     *
+     * The token request runs in the background: the AS redeems the
+     * auth_req_id when it answers, so the answer must be taken in even
+     * when the client goes away meanwhile (its connection's events reach
+     * the main request, which only notes it, not the subrequest's
+     * upstream, which would drop the answer); ngx_http_ciba_as_done()
+     * then keeps the tokens for the handle's next retry.
      */
 
     if (ngx_http_subrequest(r, uri, NULL, &sr, ps,
-                            NGX_HTTP_SUBREQUEST_WAITED)
+                            (step == NGX_HTTP_CIBA_STEP_TOKEN)
+                            ? NGX_HTTP_SUBREQUEST_BACKGROUND
+                            : NGX_HTTP_SUBREQUEST_WAITED)
         != NGX_OK)
     {
         return NGX_ERROR;
+    }
+
+    if (step == NGX_HTTP_CIBA_STEP_TOKEN) {
+        r->read_event_handler = ngx_http_ciba_as_watch_client;
     }
 
     ngx_str_set(&sr->method_name, "POST");
@@ -240,6 +256,7 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
     ctx->as_buf = NULL;
     ctx->as_size = 0;
     ctx->as_too_big = 0;
+    ctx->as_posted = 0;
 
     ctx->step = step;
     ctx->as_done = 0;
@@ -380,7 +397,153 @@ ngx_http_ciba_as_done(ngx_http_request_t *sr, void *data, ngx_int_t rc)
                    "ciba: AS answered %ui, rc %i, %O bytes",
                    ctx->as_status, rc, ctx->as_size);
 
+    if (!sr->background || ctx->as_posted) {
+        return rc;
+    }
+
+    ctx->as_posted = 1;
+
+    if (sr->connection->error) {
+        /* the client went away: the answer is kept, the request ends */
+        ngx_http_ciba_keep_tokens(sr, ctx);
+        return NGX_HTTP_CLIENT_CLOSED_REQUEST;
+    }
+
+    /* a background subrequest does not wake its parent by itself */
+
+    if (ngx_http_post_request(sr->main, NULL) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return rc;
+}
+
+
+/*
+ * The main request's read handler while its token request is in flight:
+ * notes that the client went away (as ngx_http_test_reading() would),
+ * without ending the request, so that the answer is still taken in.
+ */
+
+static void
+ngx_http_ciba_as_watch_client(ngx_http_request_t *r)
+{
+    int                n;
+    char               buf[1];
+    ngx_err_t          err;
+    ngx_event_t       *rev;
+    ngx_connection_t  *c;
+
+    c = r->connection;
+    rev = c->read;
+
+    if (c->error) {
+        return;
+    }
+
+#if (NGX_HTTP_V2)
+
+    if (r->stream) {
+        /* a reset stream or a closed connection sets c->error */
+        return;
+    }
+
+#endif
+
+    n = recv(c->fd, buf, 1, MSG_PEEK);
+
+    if (n > 0) {
+        /* more than the request: not ours to read now */
+        return;
+    }
+
+    err = ngx_socket_errno;
+
+    if (n == -1 && err == NGX_EAGAIN) {
+        if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+            c->error = 1;
+        }
+
+        return;
+    }
+
+    rev->eof = 1;
+    c->error = 1;
+
+    ngx_log_error(NGX_LOG_INFO, c->log, n == 0 ? 0 : err,
+                  "ciba: the client closed the connection while the "
+                  "token request was in flight");
+
+    if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && rev->active) {
+        if (ngx_del_event(rev, NGX_READ_EVENT, 0) != NGX_OK) {
+            return;
+        }
+    }
+}
+
+
+/*
+ * The client went away while the token request was in flight: the AS has
+ * redeemed the auth_req_id, so its tokens are kept for this approval
+ * (taken by the next retry with the handle, which validates and consumes
+ * them as usual); a denial or an expiry is remembered as it would have
+ * been.
+ */
+
+static void
+ngx_http_ciba_keep_tokens(ngx_http_request_t *sr, ngx_http_ciba_ctx_t *ctx)
+{
+    json_t                     *json, *v;
+    ngx_str_t                   token;
+    ngx_http_ciba_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_get_module_main_conf(sr, ngx_http_ciba_module);
+
+    json = ngx_http_ciba_as_json(sr, ctx);
+
+    if (json == NULL) {
+        return;
+    }
+
+    v = json_object_get(json, "error");
+
+    if (ctx->as_status == NGX_HTTP_BAD_REQUEST && json_is_string(v)) {
+
+        if (ngx_strcmp(json_string_value(v), "access_denied") == 0) {
+            ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+                                         NGX_HTTP_CIBA_PENDING_DENIED, 0);
+
+        } else if (ngx_strcmp(json_string_value(v), "expired_token") == 0) {
+            ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+                                         NGX_HTTP_CIBA_PENDING_EXPIRED, 0);
+        }
+
+        return;
+    }
+
+    v = json_object_get(json, "access_token");
+
+    if (ctx->as_status != NGX_HTTP_OK || !json_is_string(v)) {
+        return;
+    }
+
+    token.data = (u_char *) json_string_value(v);
+    token.len = json_string_length(v);
+
+    if (ngx_http_ciba_pushed_put(cmcf->shm_zone, &ctx->handle.auth_req_id,
+                                 &token, ctx->handle.expire, sr->connection->log)
+        != NGX_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,
+                      "ciba: the tokens of an approval whose client went "
+                      "away could not be kept; the approval is lost");
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, sr->connection->log, 0,
+                  "ciba: the client went away during the token request; "
+                  "the tokens are kept for the approval's next retry "
+                  "(request_ref=%V)", &ctx->request_ref);
 }
 
 

@@ -34,7 +34,8 @@
 static ngx_int_t ngx_http_ciba_path_check(ngx_http_request_t *r,
     ngx_str_t *path);
 static ngx_int_t ngx_http_ciba_args_parse(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_str_t *query);
 static int ngx_libc_cdecl ngx_http_ciba_cmp_args(const void *one,
     const void *two);
 static ngx_int_t ngx_http_ciba_headers_check(ngx_http_request_t *r,
@@ -91,8 +92,9 @@ ngx_int_t
 ngx_http_ciba_request_check(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
 {
-    u_char     *p, *last, *q;
+    u_char     *p, *last, *q, *hash;
     ngx_int_t   rc;
+    ngx_str_t   query;
 
     if (ctx->checked) {
         return NGX_OK;
@@ -102,7 +104,10 @@ ngx_http_ciba_request_check(ngx_http_request_t *r,
 
     if (clcf->path_mode == NGX_HTTP_CIBA_PATH_CANONICAL) {
 
-        /* the path as the request line carries it */
+        /*
+         * the path and the query as the request line carries them, what
+         * the agent sent (also after a rewrite in the location)
+         */
 
         p = r->unparsed_uri.data;
         last = p + r->unparsed_uri.len;
@@ -117,11 +122,21 @@ ngx_http_ciba_request_check(ngx_http_request_t *r,
             return NGX_DECLINED;
         }
 
+        ngx_str_null(&query);
+
+        if (q) {
+            hash = ngx_strlchr(q + 1, last, '#');
+
+            query.data = q + 1;
+            query.len = (hash ? hash : last) - query.data;
+        }
+
     } else {
         ctx->path = r->uri;
+        query = r->args;
     }
 
-    rc = ngx_http_ciba_args_parse(r, clcf, ctx);
+    rc = ngx_http_ciba_args_parse(r, clcf, ctx, &query);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -248,7 +263,8 @@ refused:
 
 static ngx_int_t
 ngx_http_ciba_args_parse(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_str_t *query)
 {
     u_char               *p, *last, *amp, *eq, *d;
     ngx_uint_t            i, n;
@@ -259,8 +275,8 @@ ngx_http_ciba_args_parse(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    p = r->args.data;
-    last = p + r->args.len;
+    p = query->data;
+    last = p + query->len;
     n = 0;
 
     while (p < last) {

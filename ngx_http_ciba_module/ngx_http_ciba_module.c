@@ -716,13 +716,15 @@ static ngx_int_t
 ngx_http_ciba_ask(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     ngx_http_ciba_ctx_t *ctx, ngx_str_t *handle)
 {
-    time_t      now;
+    int64_t     now, due;
     ngx_int_t   rc;
     ngx_msec_t  delay;
 
     if (clcf->wait && ctx->wait_until == 0) {
-        ctx->wait_until = ngx_time() + clcf->wait;
+        ctx->wait_until = ngx_http_ciba_now_ms() + 1000 * (int64_t) clcf->wait;
     }
+
+    ctx->next_poll = 0;
 
     rc = ngx_http_ciba_approval(r, clcf, ctx, handle);
 
@@ -735,7 +737,7 @@ ngx_http_ciba_ask(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         ctx->reason = "internal_error";
     }
 
-    now = ngx_time();
+    now = ngx_http_ciba_now_ms();
 
     if (rc == NGX_DECLINED && ctx->outcome == NGX_HTTP_CIBA_PENDING
         && now < ctx->wait_until)
@@ -743,21 +745,36 @@ ngx_http_ciba_ask(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         /*
          * wait mode: hold the request and look again when the next poll
          * is due, as limit_req delays a request: a timer on the
-         * connection's write event, and a client that goes away ends the
-         * wait (ngx_http_test_reading) and frees everything
+         * connection's write event, and the read side watched, so that a
+         * client that goes away ends the wait at once and frees
+         * everything (ngx_http_test_reading)
          */
+
+        due = ctx->next_poll ? ctx->next_poll
+                             : now + 1000 * (int64_t) ctx->retry_after;
 
         /* at least every interval: a ping may make it ready any time */
 
-        delay = (ngx_msec_t) ngx_max(ngx_min(ngx_min(ctx->retry_after,
-                                                     ctx->handle.interval
-                                                     ? ctx->handle.interval
-                                                     : ctx->retry_after),
-                                             ctx->wait_until - now), 1)
-                * 1000;
+        if (ctx->handle.interval) {
+            due = ngx_min(due, now + 1000 * (int64_t) ctx->handle.interval);
+        }
+
+        /* and never past the end of the wait, nor before it */
+
+        due = ngx_min(due, ctx->wait_until);
+        delay = (ngx_msec_t) ngx_max(due - now, 1);
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "ciba: waiting %M ms", delay);
 
         ctx->step = NGX_HTTP_CIBA_STEP_NONE;
         ctx->as_done = 0;
+
+        if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
+            ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
+            ctx->reason = "internal_error";
+            return ngx_http_ciba_finish(r, clcf, ctx);
+        }
 
         r->read_event_handler = ngx_http_test_reading;
         r->write_event_handler = ngx_http_ciba_wait_handler;

@@ -40,6 +40,9 @@
 #define NGX_HTTP_CIBA_REC_NOTIFY   3   /* ping: pending key, token hash */
 #define NGX_HTTP_CIBA_REC_PUSHED   4   /* push: the access token */
 
+/* the state of a used record */
+#define NGX_HTTP_CIBA_USED_REFUSED 1   /* redeemed, refused by our checks */
+
 typedef struct {
     ngx_rbtree_node_t           node;
     ngx_queue_t                 queue;
@@ -54,7 +57,7 @@ typedef struct {
 
 
 typedef struct {
-    time_t                      next_poll;
+    int64_t                     next_poll;  /* ms since the epoch */
     time_t                      interval;
     time_t                      approval_expire;
     u_char                      subject[32];
@@ -316,7 +319,11 @@ ngx_http_ciba_store_epoch(ngx_shm_zone_t *shm_zone)
 }
 
 
-/* NGX_BUSY: a live record exists for the token; NGX_OK: none */
+/*
+ * NGX_BUSY: a live record exists for the token; NGX_ABORT: one, and the
+ * token it stands for was refused by this gateway's own settings (see
+ * ngx_http_ciba_store_refused()); NGX_OK: none
+ */
 
 ngx_int_t
 ngx_http_ciba_store_seen(ngx_shm_zone_t *shm_zone, u_char *hash)
@@ -331,13 +338,44 @@ ngx_http_ciba_store_seen(ngx_shm_zone_t *shm_zone, u_char *hash)
 
     rec = ngx_http_ciba_lookup(zone->sh, hash);
 
-    rc = (rec && rec->kind == NGX_HTTP_CIBA_REC_USED
-          && rec->expire > ngx_time())
-         ? NGX_BUSY : NGX_OK;
+    if (rec && rec->kind == NGX_HTTP_CIBA_REC_USED
+        && rec->expire > ngx_time())
+    {
+        rc = (rec->state == NGX_HTTP_CIBA_USED_REFUSED) ? NGX_ABORT
+                                                        : NGX_BUSY;
+
+    } else {
+        rc = NGX_OK;
+    }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     return rc;
+}
+
+
+/*
+ * Marks a used record: the tokens redeemed for it were refused by this
+ * gateway's own settings, so later requests for it are told so.
+ */
+
+void
+ngx_http_ciba_store_refused(ngx_shm_zone_t *shm_zone, u_char *hash)
+{
+    ngx_http_ciba_zone_t    *zone;
+    ngx_http_ciba_record_t  *rec;
+
+    zone = shm_zone->data;
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    rec = ngx_http_ciba_lookup(zone->sh, hash);
+
+    if (rec && rec->kind == NGX_HTTP_CIBA_REC_USED) {
+        rec->state = NGX_HTTP_CIBA_USED_REFUSED;
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
 }
 
 
@@ -1330,9 +1368,10 @@ fill:
 
 ngx_int_t
 ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
-    ngx_str_t *auth_req_id, time_t *next, time_t *interval)
+    ngx_str_t *auth_req_id, int64_t *next, time_t *interval)
 {
     time_t                         now;
+    int64_t                        now_ms;
     ngx_int_t                      rc;
     ngx_http_ciba_zone_t          *zone;
     ngx_http_ciba_record_t        *rec;
@@ -1340,6 +1379,7 @@ ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
 
     zone = shm_zone->data;
     now = ngx_time();
+    now_ms = ngx_http_ciba_now_ms();
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -1366,16 +1406,19 @@ ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
         return NGX_ABORT;
     }
 
-    if (rec->state == NGX_HTTP_CIBA_PENDING_READY || now >= pd->next_poll) {
-
+    if (rec->state == NGX_HTTP_CIBA_PENDING_READY || now_ms >= pd->next_poll)
+    {
         /*
-         * whole seconds: one more, so that polls are never too early; in
-         * ping mode, polling is only a safety net for a lost ping
+         * held an interval from now while the token request is in flight;
+         * its answer sets the next poll an interval after it came
+         * (ngx_http_ciba_pending_update()); in ping mode, polling is only
+         * a safety net for a lost ping
          */
 
-        pd->next_poll = now + 1
-                        + ((pd->mode == NGX_HTTP_CIBA_MODE_PING)
-                           ? ngx_max(6 * pd->interval, 30) : pd->interval);
+        pd->next_poll = now_ms
+                        + 1000 * ((pd->mode == NGX_HTTP_CIBA_MODE_PING)
+                                  ? ngx_max(6 * pd->interval, 30)
+                                  : pd->interval);
         rec->state = NGX_HTTP_CIBA_PENDING_WAITING;
         rc = NGX_OK;
 
@@ -1394,8 +1437,9 @@ ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
 
 /*
  * Updates a pending approval's state: "interval" (when not 0) replaces
- * the polling interval and delays the next poll; NGX_HTTP_CIBA_PENDING_DONE
- * removes the record.
+ * the polling interval; NGX_HTTP_CIBA_PENDING_WAITING (the token endpoint
+ * said "not yet") sets the next poll an interval from now, that is from
+ * when that answer came; NGX_HTTP_CIBA_PENDING_DONE removes the record.
  */
 
 void
@@ -1419,11 +1463,16 @@ ngx_http_ciba_pending_update(ngx_shm_zone_t *shm_zone, u_char *key,
 
         } else {
             rec->state = (u_char) state;
+            pd = (ngx_http_ciba_pending_data_t *) rec->data;
 
             if (interval) {
-                pd = (ngx_http_ciba_pending_data_t *) rec->data;
                 pd->interval = interval;
-                pd->next_poll = ngx_time() + interval + 1;
+            }
+
+            if (state == NGX_HTTP_CIBA_PENDING_WAITING
+                && pd->mode == NGX_HTTP_CIBA_MODE_POLL)
+            {
+                pd->next_poll = ngx_http_ciba_now_ms() + 1000 * pd->interval;
             }
         }
     }

@@ -335,14 +335,14 @@ Test::More::is_deeply(sent_ad(),
 --- init
 MockAS::setup();
 --- request eval
-"POST /tools/refund?" . join('&', map { "a$_=$_" } 1 .. 40) . "\n{\"amount\":30}"
+"POST /tools/refund?" . CORE::join('&', map { "a$_=$_" } 1 .. 40) . "\n{\"amount\":30}"
 --- more_headers
 X-User: alice
 --- error_code: 401
 --- response_body_like: "reason":"asked"
 --- as_check
 count_is('/bc-authorize' => 1);
-my $args = join '&', map { "a$_=$_" } 1 .. 40;
+my $args = CORE::join '&', map { "a$_=$_" } 1 .. 40;
 Test::More::is_deeply(sent_ad(),
     ad(args => { map { ("a$_" => "$_") } 1 .. 32 },
        digest => main::digest_of(args => $args),

@@ -17,9 +17,9 @@
 #   disturbs the newer approval), invalid_grant (remembered: a replay);
 # - 30 concurrent retries with the handle of an approved request: one 200;
 # - JWT access tokens validated against the AS's JWKS when keys are
-#   configured (good, and five corruptions refused: 401 invalid_approval,
-#   or 403 approval_mismatch for authorization_details bound to another
-#   action), and taken as opaque without keys;
+#   configured (good, and five corruptions refused: 502
+#   approval_misconfigured naming the failed check, then as_token_refused
+#   for the same handle), and taken as opaque without keys;
 # - polls never less than an interval apart as the AS measures them (a
 #   strict AS never says slow_down);
 # - the placeholder of an approval being requested is given up when the
@@ -204,8 +204,7 @@ sub sleep_until { my $t = shift; my $d = $t - time; sleep $d if $d > 0 }
 # nginx's second is not later than the second the answer was received in
 sub wait_poll_due {
     my ($r) = @_;
-    sleep_until(int($r->{time}) + ($r->{headers}{'retry-after'} // 1) + 1
-                + 0.05);
+    sleep_until($r->{time} + ($r->{headers}{'retry-after'} // 1) + 0.05);
 }
 
 sub ms_gaps {
@@ -239,26 +238,25 @@ subtest 'poll flow with the handle' => sub {
     is($r->{json}{action_digest}, std_digest(), 'the action digest');
     is(as_count('/bc-authorize'), 1, 'one backchannel request');
 
+    # polls are paced in milliseconds from when the previous answer came
+    # (the backchannel answer here): the next one is due an interval on
+    my $t0 = time;
+
     # within the interval: from the zone, the AS is not asked
     for my $i (1 .. 4) {
-        sleep_until($s + 0.1 + 0.15 * $i);
+        sleep_until($t0 + 0.15 * $i);
         $r = req(handle => $h);
         pending_ok($r, 'not_yet', "retry $i within the interval",
                    approval_handle => $h, interval => 1);
+        is($r->{headers}{'retry-after'}, 1,
+           "retry $i: Retry-After 1, to the poll");
     }
     is(as_count('/token'), 0, 'no token request within the interval');
 
-    # nginx's next second: an interval has begun, but not the margin
-    sleep_until($s + 1.05);
+    # an interval after the answer: polled, not approved yet
+    sleep_until($t0 + 1.05);
     $r = req(handle => $h);
-    pending_ok($r, 'not_yet', 'retry in the next second: not yet (margin)',
-               approval_handle => $h, interval => 1);
-    is($r->{headers}{'retry-after'}, 1, 'not yet: Retry-After 1, to the poll');
-    is(as_count('/token'), 0, 'no token request before the margin');
-
-    # interval + 1 seconds on: polled, not approved yet
-    sleep_until($s + 2.05);
-    $r = req(handle => $h);
+    my $t1 = time;
     pending_ok($r, 'authorization_pending', 'retry once the poll is due',
                approval_handle => $h, interval => 1);
     is($r->{headers}{'retry-after'}, 1, 'Retry-After is the interval');
@@ -268,15 +266,14 @@ subtest 'poll flow with the handle' => sub {
 
     # approved at the AS, but the next poll is not due yet
     $r = req(handle => $h);
-    pending_ok($r, 'not_yet', 'retry after the approval, same second');
-    is($r->{headers}{'retry-after'}, 2,
-       'not yet: Retry-After 2, to the poll (interval + 1)');
-    sleep_until($s + 3.05);
-    $r = req(handle => $h);
-    pending_ok($r, 'not_yet', 'retry an interval after the poll: not yet');
+    pending_ok($r, 'not_yet', 'retry right after the approval: not yet',
+               approval_handle => $h, interval => 1);
+    is($r->{headers}{'retry-after'}, 1,
+       'not yet: Retry-After 1, to the poll (no extra second)');
     is(as_count('/token'), 1, 'still one token request');
 
-    sleep_until($s + 4.05);
+    # exactly what Retry-After said: the poll is due
+    sleep_until($t1 + 1.02);
     $r = req(handle => $h);
     upstream_ok($r, 'retry with the handle once the poll is due');
 
@@ -398,28 +395,27 @@ subtest 'slow_down: the interval grows by 5 s' => sub {
     pending_ok($r, 'asked', 'first request', interval => 1);
     my $h = $r->{json}{approval_handle};
 
-    sleep_until($s + 2.05);     # interval + 1
+    sleep_until($s + 1.2);      # an interval after the answer
     $r = req(handle => $h);
+    my $p = time;
     pending_ok($r, 'slow_down', 'the AS says slow_down', interval => 6);
     is($r->{headers}{'retry-after'}, 6, 'Retry-After: 1 + 5');
     is(as_count('/token'), 1, 'one token request');
 
-    # the next poll: the second of the slow_down + 6 + 1
-    my $p = $s + 2;
-    for my $t (2, 4, 6) {
+    # the next poll: 6 s after the slow_down answer, no margin
+    for my $t (2, 4, 5.5) {
         sleep_until($p + $t + 0.05);
         $r = req(handle => $h);
-        pending_ok($r, 'not_yet', "retry at +$t s, before the new interval "
-                                  . 'and its margin');
-        is($r->{headers}{'retry-after'}, 7 - $t,
+        pending_ok($r, 'not_yet', "retry at +$t s, before the new interval");
+        is($r->{headers}{'retry-after'}, int(6 - $t + 0.999),
            "retry at +$t s: Retry-After counts down to the next poll");
         is($r->{json}{interval}, 6, "retry at +$t s: interval 6");
     }
     is(as_count('/token'), 1, 'the AS was not polled before the new interval');
 
-    sleep_until($p + 7.05);
+    sleep_until($p + 6.05);
     $r = req(handle => $h);
-    is($r->{json}{reason}, 'slow_down', 'polled again once 6 + 1 s passed');
+    is($r->{json}{reason}, 'slow_down', 'polled again once 6 s passed');
     my @tok = as_reqs('/token');
     is(scalar @tok, 2, 'two token requests');
     ok((ms_gaps(@tok))[0] >= 6000,
@@ -599,16 +595,16 @@ subtest '30 concurrent retries with the handle of an approved request' => sub {
 
 # ---- JWT access tokens: validated with keys, opaque without ------------------------
 
-# the mock's corruptions of the access token, and the answers: 401
-# invalid_approval, except a token bound to another action (its
-# authorization_details of our type name another digest and action), which
-# is 403 approval_mismatch as for any token bound to another request
+# the mock's corruptions of the access token: the agent sent no token, so
+# a token from the AS that this location's settings refuse is a
+# configuration problem (or a misbehaving AS): 502 approval_misconfigured,
+# with the failed check as the reason, and so for that handle from then on
 my %CORRUPT = (
-    'access_token.signature'             => [ 401, 'invalid_approval', 'bad_signature' ],
-    'access_token.iss'                   => [ 401, 'invalid_approval', 'bad_issuer' ],
-    'access_token.aud'                   => [ 401, 'invalid_approval', 'bad_audience' ],
-    'access_token.exp'                   => [ 401, 'invalid_approval', 'token_expired' ],
-    'access_token.authorization_details' => [ 403, 'approval_mismatch', 'digest_mismatch' ],
+    'access_token.signature'             => [ 502, 'approval_misconfigured', 'bad_signature' ],
+    'access_token.iss'                   => [ 502, 'approval_misconfigured', 'bad_issuer' ],
+    'access_token.aud'                   => [ 502, 'approval_misconfigured', 'bad_audience' ],
+    'access_token.exp'                   => [ 502, 'approval_misconfigured', 'token_expired' ],
+    'access_token.authorization_details' => [ 502, 'approval_misconfigured', 'digest_mismatch' ],
 );
 my @CASES = ('good', sort keys %CORRUPT);
 
@@ -628,8 +624,9 @@ sub approvals {
             ($CASES[$i] eq 'good' ? () : (corrupt => $CASES[$i])) });
     }
     wait_poll_due($last);
-    return map { $CASES[$_] => req(order => 101 + $_,
-                                   handle => $h{ $CASES[$_] }) } 0 .. $#CASES;
+    return map { my $r = req(order => 101 + $_, handle => $h{ $CASES[$_] });
+                 $r->{handle} = $h{ $CASES[$_] };
+                 ($CASES[$_] => $r) } 0 .. $#CASES;
 }
 
 subtest 'JWT access tokens: validated against the AS keys' => sub {
@@ -655,11 +652,16 @@ subtest 'JWT access tokens: validated against the AS keys' => sub {
         my $c = $CASES[$i];
         my ($status, $error, $reason) = @{ $CORRUPT{$c} };
         answer_is($r{$c}, $status, $error, $reason, "corrupt $c");
-        log_has($off, qr/\[error\] .*ciba: the access token from the (?:token endpoint|authorization server) was refused: \Q$reason\E/,
+        log_has($off, qr/\[error\] .*ciba: the access token the authorization server issued for this approval was refused by this location's settings: \Q$reason\E; check ciba_issuer/,
                 "corrupt $c: an error line");
-        log_has($off, qr/ciba: decision=(?:invalid|mismatch) reason=\Q$reason\E action="refund" subject="alice" .* request_ref=\S{16}/,
+        log_has($off, qr/ciba: decision=misconfigured reason=\Q$reason\E action="refund" subject="alice" .* request_ref=\S{16}/,
                 "corrupt $c: the decision line");
         unlike($r{$c}{body}, qr/upstream ran/, "corrupt $c: not upstream");
+
+        # the approval is redeemed at the AS: the handle keeps its answer
+        my $again = req(order => 101 + $i, handle => $r{$c}{handle});
+        answer_is($again, 502, 'approval_misconfigured', 'as_token_refused',
+                  "corrupt $c: the same handle again");
     }
     is(as_count('/token'), scalar @CASES, 'one token request each');
     unlike($ng->log_since($off), qr/eyJ[A-Za-z0-9_-]{20,}\./,

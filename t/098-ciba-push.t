@@ -615,12 +615,14 @@ for my $err (qw(access_denied transaction_failed)) {
 
 # ---- the pushed access token is validated ------------------------------------
 
+# the agent sent no token: the AS's tokens refused by this location's
+# settings are a configuration problem, 502, the failed check the reason
 my %AT = (
-    'access_token.aud'       => [ 401, 'invalid_approval', 'bad_audience' ],
-    'access_token.signature' => [ 401, 'invalid_approval', 'bad_signature' ],
-    'access_token.iss'       => [ 401, 'invalid_approval', 'bad_issuer' ],
+    'access_token.aud'       => [ 502, 'approval_misconfigured', 'bad_audience' ],
+    'access_token.signature' => [ 502, 'approval_misconfigured', 'bad_signature' ],
+    'access_token.iss'       => [ 502, 'approval_misconfigured', 'bad_issuer' ],
     'access_token.authorization_details'
-                             => [ 403, 'approval_mismatch', 'digest_mismatch' ],
+                             => [ 502, 'approval_misconfigured', 'digest_mismatch' ],
 );
 
 for my $c ('access_token.aud', 'access_token.signature', 'access_token.iss',
@@ -640,7 +642,7 @@ for my $c ('access_token.aud', 'access_token.signature', 'access_token.iss',
     my $off = $ng->log_offset;
     expect(call($n, handle => $h), $AT{$c}, "$c: the retry is refused");
     my $log = $ng->log_since($off);
-    like($log, qr/the access token from the authorization server was refused: \Q$AT{$c}[2]\E/,
+    like($log, qr/the access token the authorization server issued for this approval was refused by this location's settings: \Q$AT{$c}[2]\E/,
          "$c: error line");
     unlike($log, qr/decision=approved/, "$c: not approved");
 

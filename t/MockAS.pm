@@ -168,8 +168,10 @@ sub as_check_block {
 sub as_check_run {
     my $p = $PendingCheck or return;
     undef $PendingCheck;
-    local $Name = $p->{name};
-    local $R = eval { call(GET => '/_admin/requests') };
+
+    # assigned, not local(): main's $R and $Name are aliases of these
+    $Name = $p->{name};
+    $R = eval { call(GET => '/_admin/requests') };
     if (!$R) {
         Test::More::fail("$Name - as_check: the mock AS answers: $@");
         return;

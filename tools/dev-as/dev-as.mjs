@@ -8,7 +8,8 @@
  *
  *   node tools/dev-as/dev-as.mjs [--port N] [--audience URL]
  *        [--ping-callback URL] [--interval N] [--binding-message-max N]
- *        [--default-expiry N] [--token-ttl N] [--jwks-out FILE] [--verbose]
+ *        [--binding-message-chars wide|basic] [--default-expiry N]
+ *        [--max-expiry N] [--token-ttl N] [--jwks-out FILE] [--verbose]
  *
  *   --port N          TCP port on 127.0.0.1 (0: a free one; default 0).
  *                     It always binds 127.0.0.1, never anything else.
@@ -24,8 +25,12 @@
  *                     none, as stock oidc-provider, and clients then use
  *                     5 s).  oidc-provider itself never enforces it (it
  *                     never answers slow_down).
- *   --binding-message-max N  longest accepted binding_message (default 64;
- *                     20 is oidc-provider's own default)
+ *   --binding-message-max N  longest accepted binding_message, in
+ *                     characters (default 64; 20 is oidc-provider's own
+ *                     default)
+ *   --binding-message-chars wide|basic  the characters accepted in a
+ *                     binding_message (default wide; see "Binding
+ *                     messages" below)
  *   --default-expiry N  lifetime of a backchannel request without
  *                     requested_expiry, seconds (default 300)
  *   --max-expiry N    largest honoured requested_expiry (default 600)
@@ -84,18 +89,35 @@
  * backchannel_user_code_parameter_supported true); request_context is
  * ignored; login_hint_token is refused (invalid_request).
  *
- * Binding messages: accepted when they match ^[a-zA-Z0-9-._+/!?#]{1,N}$
- * with N = --binding-message-max (64 by default).  That is oidc-provider's
- * own default charset, which is ngx_http_ciba_module's default
- * ciba_binding_message_chars; oidc-provider's own default length is 20
- * (the module's default ciba_binding_message_max), so 64 lets a module
- * configured with "ciba_binding_message_max 64" through.  Violations are
- * answered invalid_binding_message.
+ * Binding messages (features.ciba.validateBindingMessage; oidc-provider's
+ * own default accepts ^[a-zA-Z0-9-._+/!?#]{1,20}$ only): from 1 to N
+ * characters (Unicode code points), N = --binding-message-max (64 by
+ * default), each one of
+ *
+ *   wide (the default)  the letters A-Z a-z, the digits 0-9, the space
+ *                       and - . _ + / ! ? # , : ' ( ) % and the euro
+ *                       sign (U+20AC), not all of them spaces: readable
+ *                       messages such as "Refund 30 EUR on order A17"
+ *                       (the module with ciba_binding_message_chars
+ *                       "A-Za-z0-9 \-._+/!?#,:" sends only such)
+ *   basic               A-Z a-z 0-9 - . _ + / ! ? # only: oidc-provider's
+ *                       own set, which is also Keycloak's and Auth0's and
+ *                       ngx_http_ciba_module's default
+ *                       ciba_binding_message_chars (no space)
+ *
+ * No control character, no other punctuation (no < > " & ; = @ \ ` ~ |
+ * [ ] { } * $ ^), no other letter.  Anything else is answered
+ * invalid_binding_message (400), which nginx turns into 502
+ * approval_misconfigured.
  *
  * Rich Authorization Requests (RFC 9396): the type nginx_ciba_action is
  * registered and validated (actions: non-empty array of strings;
  * identifier: the action digest, a base64url string; locations: absolute
- * http(s) URLs; method, path: strings; other members pass).  An approval
+ * http(s) URLs; method, path: strings, the path starting with "/"; args:
+ * an object whose values are strings or non-empty arrays of strings (a
+ * repeated argument); args_truncated: a boolean; body_sha256: 64
+ * lowercase hex digits; other members pass, e.g. the operator's fields
+ * from ciba_authorization_detail).  An approval
  * passes the request's authorization_details to backchannelResult as
  * "rar" (oidc-provider puts RAR details into a CIBA access token only
  * then), and authorizationDetailsForAccessToken copies them into the
@@ -202,12 +224,22 @@ import { fileURLToPath } from 'node:url';
 
 const USAGE = `usage: node dev-as.mjs [--port N] [--audience URL]
        [--ping-callback URL] [--interval N] [--binding-message-max N]
-       [--default-expiry N] [--max-expiry N] [--token-ttl N]
-       [--jwks-out FILE] [--verbose]`;
+       [--binding-message-chars wide|basic] [--default-expiry N]
+       [--max-expiry N] [--token-ttl N] [--jwks-out FILE] [--verbose]`;
 
 const RAR_TYPE = 'nginx_ciba_action';
 const EXPIRED_GRACE = 600;          /* seconds a record outlives its expiry */
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/*
+ * The characters a binding_message may use (a regular expression
+ * character class, "u" flag), by --binding-message-chars; see "Binding
+ * messages" above.
+ */
+const BINDING_CHARS = {
+  wide: "[A-Za-z0-9 \\-._+/!?#,:'()%\u20ac]",
+  basic: '[A-Za-z0-9\\-._+/!?#]',
+};
 
 function die(msg) {
   process.stderr.write(`dev-as: ${msg}\n${USAGE}\n`);
@@ -239,6 +271,7 @@ try {
       'ping-callback': { type: 'string' },
       interval: { type: 'string' },
       'binding-message-max': { type: 'string' },
+      'binding-message-chars': { type: 'string' },
       'default-expiry': { type: 'string' },
       'max-expiry': { type: 'string' },
       'token-ttl': { type: 'string' },
@@ -264,6 +297,7 @@ const opt = {
   interval: intOption(args.interval, 'interval', 1, 3600),
   bindingMax: intOption(args['binding-message-max'], 'binding-message-max',
     1, 1024) ?? 64,
+  bindingChars: args['binding-message-chars'] ?? 'wide',
   defaultExpiry: intOption(args['default-expiry'], 'default-expiry', 1, 86400)
     ?? 300,
   maxExpiry: intOption(args['max-expiry'], 'max-expiry', 1, 86400) ?? 600,
@@ -271,6 +305,11 @@ const opt = {
   jwksOut: args['jwks-out'],
   verbose: !!args.verbose,
 };
+
+if (!Object.hasOwn(BINDING_CHARS, opt.bindingChars)) {
+  die('--binding-message-chars must be "wide" or "basic", not '
+    + `"${opt.bindingChars}"`);
+}
 
 {
   const u = URL.parse(opt.audience);
@@ -480,6 +519,27 @@ function validateCibaAction(ctx, detail) {
   if (detail.path !== undefined && !detail.path.startsWith('/')) {
     bad('"path" must start with "/"');
   }
+  if (detail.args !== undefined) {
+    if (detail.args === null || typeof detail.args !== 'object'
+        || Array.isArray(detail.args)) {
+      bad('"args" must be an object');
+    }
+    for (const v of Object.values(detail.args)) {
+      if (typeof v !== 'string' && !(Array.isArray(v) && v.length
+          && v.every((x) => typeof x === 'string'))) {
+        bad('each value of "args" must be a string or a non-empty array of '
+          + 'strings');
+      }
+    }
+  }
+  if (detail.args_truncated !== undefined
+      && typeof detail.args_truncated !== 'boolean') {
+    bad('"args_truncated" must be a boolean');
+  }
+  if (detail.body_sha256 !== undefined
+      && !/^[0-9a-f]{64}$/.test(detail.body_sha256)) {
+    bad('"body_sha256" must be 64 lowercase hex digits');
+  }
 }
 
 /* ---- the provider ------------------------------------------------------- */
@@ -573,7 +633,9 @@ async function devFetch(url, options) {
 }
 
 function makeProvider(issuer) {
-  const bindingRe = new RegExp(`^[a-zA-Z0-9-._+/!?#]{1,${opt.bindingMax}}$`);
+  /* 1 to N characters of the set, not only spaces */
+  const bindingRe = new RegExp(`^(?! *$)${BINDING_CHARS[opt.bindingChars]}`
+    + `{1,${opt.bindingMax}}$`, 'u');
 
   const configuration = {
     clients: makeClients(),
@@ -644,7 +706,8 @@ function makeProvider(issuer) {
         async validateBindingMessage(ctx, bindingMessage) {
           if (bindingMessage !== undefined && !bindingRe.test(bindingMessage)) {
             throw new errors.InvalidBindingMessage(
-              `the binding_message must match ${bindingRe.source}`,
+              `the binding_message must be 1 to ${opt.bindingMax} characters `
+              + `matching ${BINDING_CHARS[opt.bindingChars]}, not only spaces`,
             );
           }
         },

@@ -30,7 +30,11 @@
  *             scripts, images, iframes, objects, inline_handlers },
  *     item: { auth_req_id, state, fields: { binding_message, login_hint,
  *             account, client_id, actions, method, locations, path,
- *             identifier, scope, expires_in, ... }, countdown: [s1, s2] },
+ *             path_decoded, args, args_truncated, body_sha256,
+ *             identifier, scope, expires_in, ... } (the text of the first
+ *             element of each data-field), args: [[name, [value, ...]],
+ *             ...] (the arguments as the page lists them), extras: {name:
+ *             text} (the further string fields), countdown: [s1, s2] },
  *     after: { state, list, result } (with --decide),
  *     errors: [...]          page errors and console errors (CSP reports)
  *     dialogs: [...]         alert()/confirm() seen (there must be none)
@@ -294,10 +298,24 @@ async function describeItem(item) {
       }
     }
     const exp = li.querySelector('[data-field="expires_in"]');
+    /* the arguments of the first entry: [name, [value, ...]] in order */
+    const argsEl = li.querySelector('[data-field="args"]');
+    const args = argsEl ? [...argsEl.querySelectorAll('[data-arg]')]
+      .map((a) => [a.querySelector('[data-part="name"]')?.textContent,
+        [...a.querySelectorAll('[data-part="value"]')]
+          .map((v) => v.textContent)]) : [];
+    const extras = {};
+    for (const e of li.querySelectorAll('[data-field="extra"]')) {
+      if (!(e.dataset.name in extras)) {
+        extras[e.dataset.name] = e.textContent;
+      }
+    }
     return {
       auth_req_id: li.dataset.authReqId,
       state: li.dataset.state,
       fields,
+      args,
+      extras,
       details: li.querySelectorAll('[data-detail]').length,
       buttons: [...li.querySelectorAll('button[data-action]')]
         .map((b) => `${b.dataset.action}:${b.disabled ? 'disabled' : 'enabled'}`),

@@ -199,8 +199,13 @@
  * without reloading), newest first, each with the binding message in big
  * letters, the user (login_hint and sub), the client, and from each
  * authorization_details entry the action(s), method, URL (locations),
- * path and action digest (identifier), and a live countdown to its
- * expiry; Approve and Deny buttons POST to /admin/approve and /admin/deny.
+ * path (percent-encoded, as the digest covers it, and decoded beside it
+ * when that differs), the arguments (args: "name = value" lines, a
+ * repeated name with each of its values, "more arguments not shown" for
+ * args_truncated), the body's SHA-256 (body_sha256), the action digest
+ * (identifier) and the operator's other string fields (e.g. uri), and a
+ * live countdown to its expiry; Approve and Deny buttons POST to
+ * /admin/approve and /admin/deny.
  * Decided requests (here or elsewhere, e.g. tools/ciba-approve) and
  * expired ones stay under "Recently decided" for a minute with their
  * result; "No pending approvals." when there is none.
@@ -211,8 +216,9 @@
  * Trusted Types, forbidding framing, forms and base URLs; nosniff,
  * no-store, X-Frame-Options DENY, no referrer.  The binding message and
  * the details come from an agent's request: the page writes them with
- * textContent only.  Stable attributes for tests: see "the approver
- * page" below.
+ * textContent only, control characters and bidirectional overrides shown
+ * escaped (\u202e) so that they cannot reorder what the human reads.
+ * Stable attributes for tests: see "the approver page" below.
  * The command-line equivalent is tools/ciba-approve.
  */
 
@@ -969,9 +975,13 @@ async function decide(provider, req, res, approve) {
  * Stable attributes for tests: each item is an element with
  * data-auth-req-id and data-state (pending, deciding, approved, denied,
  * expired, redeemed, unknown); its values carry data-field (binding_message,
- * login_hint, account, client_id, actions, method, locations, path,
- * identifier, scope, auth_req_id, expires_in, result); its buttons
- * data-action="approve" / "deny".  #pending and #decided are the two
+ * login_hint, account, client_id, type, actions, method, locations, path,
+ * path_decoded (only when it differs), args, args_truncated (only when
+ * set), body_sha256, identifier, other, scope, auth_req_id, expires_in,
+ * result); in the args value, each argument is a [data-arg] element
+ * holding one [data-part="name"] and one [data-part="value"] per value;
+ * each further string field is a dd with data-field="extra" and
+ * data-name (its name); its buttons data-action="approve" / "deny".  #pending and #decided are the two
  * lists, #empty the "no pending approvals" line, #status the connection
  * state (data-status "ok" or "error").
  */
@@ -1013,7 +1023,7 @@ ol.items { list-style: none; margin: 0; padding: 0; }
 .label { margin: 0; color: var(--muted); font-size: .8em;
   text-transform: uppercase; letter-spacing: .05em; }
 .binding { margin: .1em 0 .2em; font: 600 1.6em/1.25 ui-monospace, monospace;
-  overflow-wrap: anywhere; }
+  overflow-wrap: anywhere; white-space: pre-wrap; }
 .binding.none { color: var(--muted); font-style: italic; font-weight: 400; }
 .hint { margin: 0 0 .8em; color: var(--muted); font-size: .85em; }
 dl { display: grid; grid-template-columns: 8.5em 1fr; gap: .25em 1em;
@@ -1021,6 +1031,14 @@ dl { display: grid; grid-template-columns: 8.5em 1fr; gap: .25em 1em;
 dt { color: var(--muted); }
 dd { margin: 0; overflow-wrap: anywhere; }
 .mono, dd.mono { font-family: ui-monospace, monospace; font-size: .92em; }
+dd { unicode-bidi: plaintext; }
+.arg { margin: 0 0 .15em; }
+.arg .name { font-weight: 600; }
+.arg .eq, .note { color: var(--muted); }
+.arg .val { white-space: pre-wrap; background: var(--bg);
+  border: 1px solid var(--line); border-radius: 4px; padding: 0 .25em;
+  margin-right: .3em; }
+.note { font-size: .9em; font-style: italic; }
 .detail { border-top: 1px dashed var(--line); padding-top: .5em; }
 .expires { font-variant-numeric: tabular-nums; font-weight: 600; }
 .expires.urgent { color: var(--bad); }
@@ -1063,14 +1081,64 @@ function approverClient(POLL_MS, KEEP_MS) {
     redeemed: 'Approved (token redeemed)', unknown: 'Unknown to the AS',
   };
 
+  /*
+   * Text to show: controls (C0, DEL, C1), line and paragraph separators
+   * and the bidirectional controls written as escapes (\x1b, \u202e), so
+   * that a value cannot hide or reorder what is around it.
+   */
   function str(v) {
     if (v === undefined || v === null) {
       return '';
     }
-    return typeof v === 'string' ? v : JSON.stringify(v);
+    const s = typeof v === 'string' ? v : JSON.stringify(v);
+    return s.replace(
+      /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/gu,
+      (c) => {
+        const n = c.codePointAt(0);
+        return n < 0x100 ? '\\x' + n.toString(16).padStart(2, '0')
+          : '\\u' + n.toString(16).padStart(4, '0');
+      });
   }
 
-  function node(tag, cls, text, field) {
+  /* a percent-encoded path decoded (UTF-8), or null when it cannot be */
+  function decodePath(p) {
+    try {
+      return decodeURIComponent(p);
+    } catch (err) {
+      return null;
+    }
+  }
+
+  /* args: {name: "value" | ["value", ...]} as "name = value" lines */
+  function argsValue(dd, args, truncated) {
+    dd.textContent = '';
+    const names = args && typeof args === 'object' && !Array.isArray(args)
+      ? Object.keys(args) : [];
+    for (const name of names) {
+      const values = [args[name]].flat();
+      const line = node('div', 'arg');
+      line.dataset.arg = '';
+      line.append(node('span', 'name mono', str(name), '', 'name'),
+        node('span', 'eq', ' = '));
+      for (const v of values) {
+        line.append(node('span', 'val mono', str(v), '', 'value'));
+      }
+      if (values.length > 1) {
+        line.append(node('span', 'note', '(repeated: ' + values.length
+          + ' values, in request order)'));
+      }
+      dd.append(line);
+    }
+    if (truncated === true) {
+      dd.append(node('div', 'note', 'More arguments were not shown: the '
+        + 'action digest covers them all.', 'args_truncated'));
+    }
+    if (!dd.childNodes.length) {
+      dd.textContent = '\u2014';
+    }
+  }
+
+  function node(tag, cls, text, field, part) {
     const e = document.createElement(tag);
     if (cls) {
       e.className = cls;
@@ -1080,6 +1148,9 @@ function approverClient(POLL_MS, KEEP_MS) {
     }
     if (field) {
       e.dataset.field = field;
+    }
+    if (part) {
+      e.dataset.part = part;
     }
     return e;
   }
@@ -1142,16 +1213,30 @@ function approverClient(POLL_MS, KEEP_MS) {
       row(dd, 'URL', 'locations', Array.isArray(o.locations)
         ? o.locations.map(str).join('\n') : str(o.locations), true);
       row(dd, 'Path', 'path', str(o.path), true);
+      if (typeof o.path === 'string') {
+        const decoded = decodePath(o.path);
+        if (decoded !== o.path) {
+          row(dd, 'Path, decoded', 'path_decoded', decoded === null
+            ? '(not valid percent-encoded UTF-8)' : str(decoded), true);
+        }
+      }
+      argsValue(row(dd, 'Arguments', 'args', ''), o.args,
+        o.args_truncated);
+      row(dd, 'Body SHA-256', 'body_sha256', str(o.body_sha256), true);
       row(dd, 'Action digest', 'identifier', str(o.identifier), true);
       const known = new Set(['type', 'actions', 'method', 'locations',
-        'path', 'identifier']);
+        'path', 'args', 'args_truncated', 'body_sha256', 'identifier']);
       const rest = Object.keys(o).filter((k) => !known.has(k));
-      if (rest.length) {
-        const more = {};
-        for (const k of rest) {
+      const more = {};
+      for (const k of rest) {
+        if (typeof o[k] === 'string') {
+          row(dd, str(k), 'extra', str(o[k]), true).dataset.name = k;
+        } else {
           more[k] = o[k];
         }
-        row(dd, 'Other', 'other', JSON.stringify(more), true);
+      }
+      if (Object.keys(more).length) {
+        row(dd, 'Other', 'other', str(JSON.stringify(more)), true);
       }
       li.append(dd);
     });

@@ -172,6 +172,51 @@ function listText(reqs, all) {
     return table(header, rows);
 }
 
+/* a percent-encoded path decoded (UTF-8), or null when it cannot be */
+function decodePath(p) {
+    try {
+        return decodeURIComponent(p);
+    } catch {
+        return null;
+    }
+}
+
+/*
+ * an argument value: quoted ("..." with \" and \\) when it is one of
+ * several, empty, or has spaces at its ends
+ */
+function argValue(v, quote) {
+    const s = typeof v === 'string' ? v : clean(v);
+    return quote || s === '' || /^\s|\s$/u.test(s)
+        ? `"${clean(s.replace(/["\\]/g, (c) => `\\${c}`))}"` : clean(s);
+}
+
+/*
+ * the lines of "args" ({name: value or [values]}): "name = value", a
+ * repeated name with its values in order ('name = "v1" | "v2" (2
+ * values, ...)')
+ */
+function argsLines(d) {
+    const a = d.args;
+    const lines = a && typeof a === 'object' && !Array.isArray(a)
+        ? Object.keys(a).map((name) => {
+            const values = [a[name]].flat();
+            return `${clean(name)} = `
+                + values.map((v) => argValue(v, values.length > 1))
+                    .join(' | ')
+                + (values.length > 1 ? ` (${values.length} values, in `
+                    + 'request order)' : '');
+        }) : [];
+    if (d.args_truncated === true) {
+        lines.push('(more arguments not shown: args_truncated; the action '
+            + 'digest covers them all)');
+    }
+    return lines.length ? lines : ['-'];
+}
+
+const KNOWN_DETAIL = new Set(['type', 'actions', 'method', 'locations',
+    'path', 'args', 'args_truncated', 'body_sha256', 'identifier']);
+
 function showText(r) {
     const out = [
         ['request', clean(r.auth_req_id)],
@@ -189,7 +234,29 @@ function showText(r) {
         out.push([`url${n}`, Array.isArray(d.locations)
             ? d.locations.map(clean).join(' ') : clean(d.locations)]);
         out.push([`path${n}`, clean(d.path)]);
+        if (typeof d.path === 'string') {
+            const decoded = decodePath(d.path);
+            if (decoded !== d.path) {
+                out.push([`path${n} (decoded)`, decoded === null
+                    ? '(not valid percent-encoded UTF-8)' : clean(decoded)]);
+            }
+        }
+        argsLines(d).forEach((line, j) => {
+            out.push([j ? '' : `args${n}`, line]);
+        });
+        out.push([`body sha-256${n}`, clean(d.body_sha256) || '-']);
         out.push([`action digest${n}`, clean(d.identifier)]);
+        const other = {};
+        for (const k of Object.keys(d).filter((x) => !KNOWN_DETAIL.has(x))) {
+            if (typeof d[k] === 'string') {
+                out.push([`${clean(k)}${n}`, clean(d[k])]);
+            } else {
+                other[k] = d[k];
+            }
+        }
+        if (Object.keys(other).length) {
+            out.push([`other${n}`, clean(JSON.stringify(other))]);
+        }
     });
     if (details(r).length === 0) {
         out.push(['action', '(no authorization_details)']);

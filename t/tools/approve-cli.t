@@ -199,7 +199,8 @@ sub state_of { return as(GET => "/admin/requests/$_[0]")->{state} // 'none' }
 
 my $BASIC = encode_base64('nginx-poll:poll-secret', '');
 
-# a backchannel request straight to the AS: its auth_req_id
+# a backchannel request straight to the AS: its auth_req_id (detail =>
+# {...}: more members of the authorization_details entry)
 sub backchannel {
     my ($user, $bm, %o) = @_;
     my $ad = $JSON->encode([ {
@@ -207,6 +208,7 @@ sub backchannel {
         identifier => $o{digest} // 'uEWPVbMc1DJRgNm6CWAdhXMDfzdUfKij4fUkDBCmWwg',
         method => 'POST', path => $o{path} // '/tools/refund',
         locations => [ 'https://tools.example' . ($o{path} // '/tools/refund') ],
+        %{ $o{detail} || {} },
     } ]);
     my $res = DevAS::form('/backchannel', {
         scope => 'openid', login_hint => $user, binding_message => $bm,
@@ -239,8 +241,17 @@ sub short { return substr($_[0], 0, 12) . "\x{2026}" }
 my $EVIL_PATH = "/tools/x\e[2J\x{202e}gnp.exe";
 
 my $A1 = backchannel('alice', 'Refund_30_EUR_order_A1');
-my $B1 = backchannel('bob', 'Pay_10_EUR_B1', action => 'pay',
-                     path => '/tools/pay');
+# what nginx sends: a percent-encoded path, the arguments decoded (a
+# repeated one as an array, an escape sequence in one), args_truncated,
+# the body's hash, an operator's field (ciba_authorization_detail uri ...)
+my $B1 = backchannel('bob', 'Pay 10 EUR to B1', action => 'pay',
+                     path => '/tools/pay%C3%A9', detail => {
+                         args => { to => "B1 \e[31m", amount => [ '10', '10000' ],
+                                   note => '' },
+                         args_truncated => JSON::PP::true(),
+                         body_sha256 => 'ab' x 32,
+                         uri => 'https://tools.example/tools/pay%C3%A9?to=B1',
+                     });
 my $A2 = backchannel('alice', 'Refund_99_EUR_order_A2', path => $EVIL_PATH);
 
 {
@@ -255,7 +266,7 @@ my $A2 = backchannel('alice', 'Refund_99_EUR_order_A2', path => $EVIL_PATH);
     my $shown = '/tools/x\x1b[2J\u202egnp.exe';
     like $l[1], qr/^\Q${\ short($A2)}\E +alice \($SUB{alice}\) +Refund_99_EUR_order_A2 +refund +POST +\Q$shown\E +[45]:\d\d$/,
         'list: newest first, with the escapes shown as text';
-    like $l[2], qr/^\Q${\ short($B1)}\E +bob \($SUB{bob}\) +Pay_10_EUR_B1 +pay +POST +\/tools\/pay +[45]:\d\d$/,
+    like $l[2], qr/^\Q${\ short($B1)}\E +bob \($SUB{bob}\) +Pay 10 EUR to B1 +pay +POST +\/tools\/pay%C3%A9 +[45]:\d\d$/,
         'list: bob\'s';
     like $l[3], qr/^\Q${\ short($A1)}\E +alice \($SUB{alice}\) +Refund_30_EUR_order_A1 +refund +POST +\/tools\/refund +[45]:\d\d$/,
         'list: the oldest last';
@@ -286,14 +297,31 @@ my $A2 = backchannel('alice', 'Refund_99_EUR_order_A2', path => $EVIL_PATH);
     like $out, qr/^state +pending$/m, 'show: pending';
     like $out, qr/^user +bob \($SUB{bob}\)$/m, 'show: the user';
     like $out, qr/^client +nginx-poll \(poll mode\)$/m, 'show: the client';
-    like $out, qr/^binding message +Pay_10_EUR_B1$/m, 'show: the message';
+    utf8::decode($out);
+    like $out, qr/^binding message +Pay 10 EUR to B1$/m, 'show: the message';
     like $out, qr/^actions +pay$/m, 'show: the action';
     like $out, qr/^method +POST$/m, 'show: the method';
-    like $out, qr{^url +https://tools\.example/tools/pay$}m, 'show: the URL';
-    like $out, qr{^path +/tools/pay$}m, 'show: the path';
+    like $out, qr{^url +https://tools\.example/tools/pay%C3%A9$}m,
+        'show: the URL';
+    like $out, qr{^path +/tools/pay%C3%A9$}m, 'show: the path as sent';
+    like $out, qr{^path \(decoded\) +/tools/pay\x{e9}$}m,
+        'show: the path decoded';
+    like $out, qr{^args +amount = "10" \| "10000" \(2 values, in request order\)\n +note = ""\n +to = B1 \\x1b\[31m\n +\(more arguments not shown: args_truncated; the action digest covers them all\)$}m,
+        'show: the arguments, repeated, empty, escaped, truncated'
+        or diag $out;
+    like $out, qr/^body sha-256 +(?:ab){32}$/m, 'show: the body hash';
     like $out, qr/^action digest +uEWPVbMc1DJRgNm6CWAdhXMDfzdUfKij4fUkDBCmWwg$/m,
         'show: the digest';
+    like $out, qr{^uri +https://tools\.example/tools/pay%C3%A9\?to=B1$}m,
+        'show: a further string field';
     like $out, qr/^expires in +[45]:\d\d$/m, 'show: the countdown';
+    unlike $out, qr/[\x00-\x09\x0b-\x1f\x7f-\x9f]/,
+        'show: no raw control character';
+
+    ($rc, $out) = cli('--as', $AS, 'show', $A1);
+    like $out, qr/^args +-$/m, 'show, no args: "-"';
+    like $out, qr/^body sha-256 +-$/m, 'show, no body hash: "-"';
+    unlike $out, qr/^path \(decoded\)/m, 'show: no decoded path when equal';
 
     ($rc, $out, $err) = cli('--as', $AS, 'show', 'no-such-id');
     is $rc, 3, 'show an unknown id: exit 3';
@@ -400,7 +428,8 @@ my $A2 = backchannel('alice', 'Refund_99_EUR_order_A2', path => $EVIL_PATH);
     like $out, qr/^ID +USER +BINDING MESSAGE +ACTION +METHOD +PATH +STATE$/m,
         'list --all: the header';
     like $out, qr/Short_E1 .* expired$/m, 'list --all: the expired one';
-    like $out, qr/Pay_10_EUR_B1 .* approved$/m, 'list --all: the approved one';
+    like $out, qr/Pay 10 EUR to B1 .* approved$/m,
+        'list --all: the approved one';
     like $out, qr/Refund_30_EUR_order_A1 .* denied$/m,
         'list --all: the denied one';
 }

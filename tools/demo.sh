@@ -151,6 +151,12 @@ basic="$(printf '%s' 'nginx-poll:poll-secret' | base64 -w0)"
     ciba_issuer   $as;
     ciba_audience https://tools.example;
 
+    # what the human reads: the development AS accepts spaces and some
+    # punctuation, up to 64 characters (tools/dev-as: "Binding messages");
+    # other bytes become "_"
+    ciba_binding_message_chars "A-Za-z0-9 \-._+/!?#,:";
+    ciba_binding_message_max   64;
+
     # the sample tool API (an agent's tools)
     server {
         listen 127.0.0.1:$api_port;
@@ -166,7 +172,7 @@ basic="$(printf '%s' 'nginx-poll:poll-secret' | base64 -w0)"
         }
 
         location /orders {
-            return 200 '{"tool":"orders","orders":[{"id":"A17","amount":30}]}\n';
+            return 200 '{"tool":"orders","orders":[{"id":"A17","amount":30},{"id":"B42","amount":120}]}\n';
         }
     }
 
@@ -204,8 +210,7 @@ basic="$(printf '%s' 'nginx-poll:poll-secret' | base64 -w0)"
             ciba_backchannel_endpoint /_ciba/backchannel;
             ciba_token_endpoint       /_ciba/token;
             ciba_login_hint           \$http_x_user;
-            ciba_binding_message      "Refund \$arg_amount EUR order \$arg_order";
-            ciba_binding_message_max  64;
+            ciba_binding_message      "Refund \$ciba_arg_amount EUR on order \$ciba_arg_order";
             proxy_set_header          Approval-Token "";
             proxy_set_header          Approval-Handle "";
             proxy_pass                http://127.0.0.1:$api_port/refund;
@@ -217,8 +222,7 @@ basic="$(printf '%s' 'nginx-poll:poll-secret' | base64 -w0)"
             ciba_backchannel_endpoint /_ciba/backchannel;
             ciba_token_endpoint       /_ciba/token;
             ciba_login_hint           \$http_x_user;
-            ciba_binding_message      "Delete repository \$arg_repo";
-            ciba_binding_message_max  64;
+            ciba_binding_message      "Delete repository \$ciba_arg_repo";
             proxy_set_header          Approval-Token "";
             proxy_set_header          Approval-Handle "";
             proxy_pass                http://127.0.0.1:$api_port/delete-repo;
@@ -242,7 +246,7 @@ listening "$port" || die "nginx does not listen on 127.0.0.1:$port"
 bold "ngx_http_ciba_module demo"
 cat <<TXT
   approver page (the human's device)  $as/approver
-  protected tool (POST, needs a human) $base/tools/refund?order=A17&amount=30
+  protected tool (POST, needs a human) $base/tools/refund?order=B42&amount=120
   protected tool (POST, needs a human) $base/tools/delete-repo?repo=payments
   open tool (GET, no approval)         $base/tools/orders
   authorization server (oidc-provider) $as  (users: alice, bob, carol)
@@ -250,11 +254,11 @@ cat <<TXT
 TXT
 
 # approve_when_asked DECISION MESSAGE: the "human": waits (up to 30 s)
-# for the approval request showing that binding message (as the module
-# sent it: characters outside ciba_binding_message_chars, here the spaces,
-# become "_"), reads it, then decides
+# for the approval request showing that binding message, reads it and
+# what the request holds (tools/ciba-approve show: the action, the
+# arguments, the body's hash), then decides
 approve_when_asked() {
-    local decision="$1" message="${2// /_}" id="" deadline
+    local decision="$1" message="$2" id="" deadline
 
     deadline=$((SECONDS + 30))
     while [ -z "$id" ] && [ "$SECONDS" -lt "$deadline" ]; do
@@ -275,8 +279,12 @@ approve_when_asked() {
     fi
 
     sleep "$think"
-    printf '\n[human] my device shows "%s": %s\n' "$message" "$decision"
-    printf '$ tools/ciba-approve %s %s\n' "$decision" "${id:0:8}..."
+    printf '\n[human] my device shows "%s"\n' "$message"
+    printf '$ tools/ciba-approve show %s...\n' "${id:0:8}"
+    "$top/tools/ciba-approve" --as "$as" show "$id" \
+        | grep -v '^expires in' | sed -u 's/^/  /'
+    printf '[human] %s\n' "$decision"
+    printf '$ tools/ciba-approve %s %s...\n' "$decision" "${id:0:8}"
     "$top/tools/ciba-approve" --as "$as" "$decision" "$id" | sed -u 's/^/  /'
 }
 
@@ -286,14 +294,14 @@ agent() {
     return "${PIPESTATUS[0]}"
 }
 
-url="$base/tools/refund?order=A17&amount=30"
+url="$base/tools/refund?order=B42&amount=120"
 body='{"reason":"duplicate charge"}'
 
 bold "1. The agent asks for a refund; alice must approve it"
 printf '$ tools/ciba-agent -X POST -H "X-User: alice" -d %s \\\n    %s\n' \
     "'$body'" "'$url'"
 
-approve_when_asked approve "Refund 30 EUR order A17" &
+approve_when_asked approve "Refund 120 EUR on order B42" &
 human=$!
 rc=0
 agent -X POST -H 'X-User: alice' -H 'Content-Type: application/json' \
@@ -329,7 +337,7 @@ cat <<TXT
   Open $as/approver in a browser, then in another terminal:
 
     tools/ciba-agent -X POST -H 'X-User: alice' \\
-        '$base/tools/refund?order=B42&amount=120'
+        '$base/tools/refund?order=A17&amount=30'
 
   and approve or deny on the page (or: tools/ciba-approve --as $as list).
   Ctrl-C stops nginx and the authorization server.

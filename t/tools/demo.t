@@ -13,6 +13,7 @@ use File::Temp qw(tempdir);
 use IO::Socket::INET ();
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep time);
+use Digest::SHA qw(sha256_hex);
 
 my $port = $ENV{TEST_NGINX_SERVER_PORT} || 1984;
 $port =~ s/.*://;
@@ -27,6 +28,9 @@ plan skip_all => 'the development AS is not installed (make deps)'
     unless -d 'tools/dev-as/node_modules/oidc-provider';
 
 my $dir = tempdir(CLEANUP => 1);
+
+# the body of the demo's refund
+my $body_sha256 = sha256_hex('{"reason":"duplicate charge"}');
 
 $ENV{CIBA_DEMO_PORT} = $port;
 $ENV{CIBA_DEMO_AS_PORT} = $as_port;
@@ -63,9 +67,21 @@ sub all_closed {
         'once: prints the approver page URL';
     like $out, qr{\Q127.0.0.1:$port/tools/refund\E},
         'once: prints the protected endpoint';
-    like $out, qr/Refund_30_EUR_order_A17/,
-        'once: the binding message is shown';
-    like $out, qr/"tool":"refund","done":true,"order":"A17","amount":"30"/,
+    like $out, qr/^ +Message +Refund 120 EUR on order B42$/m,
+        'once: the agent shows the binding message, with its spaces'
+        or diag $out;
+    like $out, qr/^\[human\] my device shows "Refund 120 EUR on order B42"$/m,
+        'once: the AS shows the human the same message';
+    like $out, qr/^  binding message +Refund 120 EUR on order B42$/m,
+        'once: ciba-approve show: the binding message';
+    like $out, qr/^  args +order = B42\n +amount = 120$/m,
+        'once: ciba-approve show: the decoded arguments, in request order';
+    like $out, qr/^  body sha-256 +\Q$body_sha256\E$/m,
+        'once: ciba-approve show: the hash of the body';
+    like $out, qr/^  binding message +Delete repository payments$/m,
+        'once: the second message';
+    unlike $out, qr/Refund_|_EUR_/, 'once: no space became "_"';
+    like $out, qr/"tool":"refund","done":true,"order":"B42","amount":"120"/,
         'once: the approved refund reached the tool API';
     like $out, qr/approval_denied/, 'once: the deletion was denied';
     unlike $out, qr/"tool":"delete-repo"/,

@@ -5,10 +5,11 @@
 #
 # In each mode:
 # - a request is answered 401 approval_pending with a handle; the binding
-#   message and the authorization_details (type nginx_ciba_action, the
-#   action, method, path, and the action digest as identifier) are what
-#   the AS shows as pending; a bare retry continues the same approval (one
-#   backchannel request at the AS);
+#   message ("Refund 30 EUR on order X": $ciba_arg_NAME, spaces) and the
+#   authorization_details (type nginx_ciba_action, the action, method,
+#   path, the decoded arguments, the body's SHA-256, and the action digest
+#   as identifier) are what the AS shows as pending; a bare retry
+#   continues the same approval (one backchannel request at the AS);
 # - approved at the AS (/admin/approve: backchannelResult with the RAR
 #   details): the retry with the handle (poll: once the interval has
 #   passed, 5 s because oidc-provider sends no interval; ping: at once,
@@ -20,6 +21,14 @@
 # - denied at the AS (/admin/deny): 403 approval_denied;
 # - requested_expiry 3 s (oidc-provider honours it): 403 approval_expired,
 #   and a later bare request starts a new approval.
+# Then what the AS is shown for harder arguments: percent-encoded and "+"
+# decoded (UTF-8 too) in request order, a repeated name as an array
+# (ciba_duplicate_args keep), more than 32 arguments (args_truncated),
+# markup in an argument (in "args" as sent, "_" in the binding message),
+# an operator's field (ciba_authorization_detail uri ...).  And the
+# development AS's own rules: binding messages with spaces accepted,
+# markup or more than 64 characters refused (invalid_binding_message),
+# malformed args or body_sha256 refused (invalid_authorization_details).
 # It prints (diag) what each AS round trip cost: the elapsed time of the
 # nginx request that made it, the subrequest's $upstream_response_time,
 # and the AS's own processing time.
@@ -47,6 +56,7 @@ BEGIN {
         if @missing;
 }
 
+use Digest::SHA qw(sha256_hex);
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64 decode_base64url);
 use Time::HiRes qw(sleep time);
@@ -128,13 +138,60 @@ my $jwks_file = "$root/conf/as-jwks.json";
     my $res = DevAS::form('/backchannel', {
         client_id => 'nginx-post', client_secret => 'post-secret',
         scope => 'openid', login_hint => 'bob',
-        binding_message => 'direct-check' });
+        binding_message => 'Direct check: 30 EUR, order A17 (ok)' });
     is $res->{status}, 200, 'AS, client_secret_post: backchannel request';
     my $j = eval { $JSON->decode($res->{content}) } // {};
     ok $j->{auth_req_id} && $j->{expires_in} && !exists $j->{interval},
         'AS: auth_req_id, expires_in, no interval' or diag $res->{content};
     my ($st) = as(POST => '/admin/deny', { auth_req_id => $j->{auth_req_id} });
     is $st, 200, 'AS: denied (clean up)';
+}
+
+# the development AS's binding message and authorization_details rules
+{
+    my $ad = sub {
+        return $JSON->encode([ { type => 'nginx_ciba_action',
+            actions => ['refund'],
+            identifier => 'uEWPVbMc1DJRgNm6CWAdhXMDfzdUfKij4fUkDBCmWwg',
+            method => 'POST', path => '/tools/refund', @_ } ]);
+    };
+    my @cases = (
+        [ 'Refund 30 EUR on order A17', undef, 200, undef,
+          'spaces and punctuation' ],
+        [ 'Refund <30> EUR', undef, 400, 'invalid_binding_message',
+          'markup in the binding message' ],
+        [ 'x' x 65, undef, 400, 'invalid_binding_message',
+          'a binding message of 65 characters' ],
+        [ '   ', undef, 400, 'invalid_binding_message',
+          'a binding message of spaces only' ],
+        [ 'ok', $ad->(args => { order => 'A17', tag => [ 'a', 'b' ] },
+                      args_truncated => JSON::PP::true(),
+                      body_sha256 => 'ab' x 32, uri => 'https://x/y'),
+          200, undef, 'args, args_truncated, body_sha256, an extra field' ],
+        [ 'ok', $ad->(args => { amount => 30 }), 400,
+          'invalid_authorization_details', 'a number in args' ],
+        [ 'ok', $ad->(args => [ 'amount=30' ]), 400,
+          'invalid_authorization_details', 'args as an array' ],
+        [ 'ok', $ad->(args => { tag => [] }), 400,
+          'invalid_authorization_details', 'an empty array in args' ],
+        [ 'ok', $ad->(body_sha256 => 'AB' x 32), 400,
+          'invalid_authorization_details', 'body_sha256 in uppercase' ],
+    );
+    for my $c (@cases) {
+        my ($bm, $details, $status, $error, $name) = @$c;
+        my $res = DevAS::form('/backchannel', {
+            scope => 'openid', login_hint => 'bob', binding_message => $bm,
+            defined $details ? (authorization_details => $details) : () },
+            Authorization => 'Basic '
+                             . encode_base64('nginx-poll:poll-secret', ''));
+        my $j = eval { $JSON->decode($res->{content}) } // {};
+        is $res->{status}, $status, "AS rule: $name: $status"
+            or diag $res->{content};
+        is $j->{error}, $error, "AS rule: $name: "
+                                . ($error // 'accepted');
+        as(POST => '/admin/deny', { auth_req_id => $j->{auth_req_id} })
+            if $j->{auth_req_id};
+    }
 }
 
 
@@ -151,7 +208,8 @@ sub as_locations {
 }
 
 # /MODE/refund: the default requested expiry (300 s);
-# /MODE/short:  requested_expiry 3 s
+# /MODE/short:  requested_expiry 3 s;
+# /poll/args:   repeated argument names kept, an operator's field
 sub protected {
     my ($mode, $name, @extra) = @_;
     return DevAS::refund_location("= /$mode/$name", $port, delivery => $mode,
@@ -189,6 +247,9 @@ _EOC_
         . protected('poll', 'short', 'ciba_requested_expiry 3s;')
         . protected('ping', 'refund')
         . protected('ping', 'short', 'ciba_requested_expiry 3s;')
+        . protected('poll', 'args', 'ciba_duplicate_args keep;',
+                    'ciba_authorization_detail uri '
+                    . '"https://tools.example$request_uri";')
         . <<"_EOC_");
         location = /backend {
             return 200 "upstream ran \$request_uri\\n";
@@ -211,13 +272,16 @@ sub uri_of {
     return "/$mode/" . ($loc // 'refund') . "?order=$order&amount=30";
 }
 
-# req($mode, $user, $order, handle => $h, loc => 'short'): the answer
+# req($mode, $user, $order, handle => $h, loc => 'short', uri => $uri):
+# the answer (uri: this request target instead)
 sub req {
     my ($mode, $user, $order, %o) = @_;
     my @h = ('X-User' => $user, 'Content-Type' => 'application/json');
     push @h, 'Approval-Handle' => $o{handle} if $o{handle};
     my $t = time;
-    my ($st, $hd, $body) = $ng->request('POST', uri_of($mode, $order, $o{loc}),
+    my ($st, $hd, $body) = $ng->request('POST',
+                                        $o{uri} // uri_of($mode, $order,
+                                                          $o{loc}),
                                         headers => \@h, body => $BODY,
                                         timeout => 20);
     my $json = eval { $JSON->decode($body) };
@@ -239,8 +303,8 @@ sub pending_ok {
         "$name: approval_handle";
     is $r->{json}{interval}, 5,
         "$name: interval 5 (oidc-provider sends none)";
-    is $r->{json}{binding_message}, "Refund_30_EUR_order_$order",
-        "$name: binding_message";
+    is $r->{json}{binding_message}, "Refund 30 EUR on order $order",
+        "$name: binding_message, with spaces";
     my $exp = $o{expiry} // 300;
     ok(($r->{json}{expires_in} // 0) > $exp - 5
        && $r->{json}{expires_in} <= $exp, "$name: expires_in about $exp")
@@ -261,14 +325,14 @@ sub passed_ok {
 # the AS's record of the request whose binding message names this order
 sub as_request {
     my ($order) = @_;
-    my @r = grep { ($_->{binding_message} // '') =~ /_order_\Q$order\E$/ }
+    my @r = grep { ($_->{binding_message} // '') =~ / order \Q$order\E$/ }
             @{ as(GET => '/admin/requests')->{requests} };
     return $r[0];
 }
 
 sub as_pending_ok {
     my ($r, $mode, $order, $user, $name, %o) = @_;
-    my ($p) = grep { ($_->{binding_message} // '') =~ /_order_\Q$order\E$/ }
+    my ($p) = grep { ($_->{binding_message} // '') =~ / order \Q$order\E$/ }
               @{ as(GET => '/admin/pending')->{pending} };
     ok $p, "$name: pending at the AS" or return undef;
     is $p->{client_id}, "nginx-$mode", "$name: AS: client nginx-$mode";
@@ -289,6 +353,10 @@ sub as_pending_ok {
     is_deeply $ad->[0]{locations},
         ["http://localhost/$mode/" . ($o{loc} // 'refund')],
         "$name: AS: locations";
+    is_deeply $ad->[0]{args}, { order => $order, amount => '30' },
+        "$name: AS: args";
+    ok !exists $ad->[0]{args_truncated}, "$name: AS: no args_truncated";
+    is $ad->[0]{body_sha256}, sha256_hex($BODY), "$name: AS: body_sha256";
     return $p;
 }
 
@@ -539,6 +607,65 @@ for my $mode (qw(poll ping)) {
         "$mode expiry: a new handle";
     is as_counts()->{'/backchannel'} - $c0->{'/backchannel'}, 1,
         "$mode expiry: a new backchannel request";
+}
+
+
+# ---- what the AS is shown for harder arguments ------------------------------------
+
+# ask($query, $name): the pending answer of a POST /poll/args?$query
+# (carol), and the AS's pending record for it (found by its binding
+# message), with the raw JSON of that record
+sub ask {
+    my ($query, $bm, $name) = @_;
+    my $r = req('poll', 'carol', undef, uri => "/poll/args?$query");
+    is $r->{status}, 401, "$name: 401" or diag $r->{body};
+    is $r->{json}{error}, 'approval_pending', "$name: approval_pending";
+    is $r->{json}{binding_message}, $bm, "$name: the binding message";
+    my ($p) = grep { ($_->{binding_message} // '') eq $bm }
+              @{ as(GET => '/admin/pending')->{pending} };
+    ok $p, "$name: pending at the AS with that binding message"
+        or return ($r, {}, {}, '');
+    my $raw = DevAS::raw(GET => "/admin/requests/$p->{auth_req_id}");
+    my $ad = $p->{authorization_details}[0] // {};
+    is $ad->{identifier}, $r->{json}{action_digest},
+        "$name: AS: identifier = the action digest";
+    is $ad->{path}, '/poll/args', "$name: AS: path";
+    is $ad->{body_sha256}, sha256_hex($BODY), "$name: AS: body_sha256";
+    is $ad->{uri}, "https://tools.example/poll/args?$query",
+        "$name: AS: the operator's field (ciba_authorization_detail)";
+    as(POST => '/admin/deny', { auth_req_id => $p->{auth_req_id} });
+    return ($r, $p, $ad, $raw->{content} // '');
+}
+
+{
+    my $q = 'order=poll%20S1&amount=12%2C50&note=caf%C3%A9+au+lait%21';
+    my (undef, undef, $ad, $raw) =
+        ask($q, 'Refund 12,50 EUR on order poll S1', 'decoded args');
+    is_deeply $ad->{args}, { order => 'poll S1', amount => '12,50',
+                             note => "caf\x{e9} au lait!" },
+        'decoded args: AS: args decoded ("+", %XX, UTF-8)';
+    like $raw, qr/"args": \{\s*"order": [^{}]*"amount": [^{}]*"note": /,
+        'decoded args: AS: in request order';
+    ok !exists $ad->{args_truncated}, 'decoded args: AS: no args_truncated';
+
+    (undef, undef, $ad) = ask('order=K1&amount=30&tag=a&tag=b+c',
+                              'Refund 30 EUR on order K1', 'repeated arg');
+    is_deeply $ad->{args}, { order => 'K1', amount => '30',
+                             tag => [ 'a', 'b c' ] },
+        'repeated arg: AS: its values as an array, in order';
+
+    my $many = join '&', 'order=T1', 'amount=30', map { "a$_=1" } 1 .. 31;
+    (undef, undef, $ad) = ask($many, 'Refund 30 EUR on order T1',
+                              '33 args');
+    is scalar(keys %{ $ad->{args} // {} }), 32, '33 args: AS: 32 shown';
+    ok $ad->{args}{order} && $ad->{args}{a30} && !exists $ad->{args}{a31},
+        '33 args: AS: the first 32' or diag explain $ad->{args};
+    ok $ad->{args_truncated}, '33 args: AS: args_truncated';
+
+    (undef, undef, $ad) = ask('order=%3Cb%3E%22&amount=30',
+                              'Refund 30 EUR on order _b__', 'markup');
+    is_deeply $ad->{args}, { order => '<b>"', amount => '30' },
+        'markup: AS: args as sent (decoded), the message sanitized';
 }
 
 

@@ -9,18 +9,21 @@
 #   no external source, Trusted Types), nosniff, no-store, DENY framing;
 #   with nothing pending it says "No pending approvals.";
 # - approve: a request through nginx is answered 401 approval_pending with
-#   a handle; the page shows it (binding message, user and sub, client,
-#   action, method, URL, path, action digest, a running countdown); a
+#   a handle; the page shows it (binding message with its spaces, user
+#   and sub, client, action, method, URL, path, the arguments decoded,
+#   the body's SHA-256, action digest, a running countdown); a
 #   screenshot goes to t/artifacts/approver.png; Approve moves it to
 #   "Recently decided" as approved; the retry with the handle after the
 #   poll interval reaches the upstream: 200, $ciba_decision approved,
 #   $ciba_approver alice's sub, in the headers, the access log and the
 #   error log;
 # - deny: the same with Deny: the retry is 403 approval_denied;
-# - hostile data: a path with markup and quotes (which nginx passes in the
-#   authorization_details, unlike the binding message, which the module
-#   sanitizes) is shown as text, equal to the raw value, and creates no
-#   element, handler, dialog or script;
+# - hostile data: a path with markup and quotes (percent-encoded in the
+#   authorization_details; the page shows it as sent and decoded beside
+#   it) and arguments with markup, quotes and an escape (decoded in
+#   "args", unlike the binding message, which the module sanitizes) are
+#   shown as text, equal to the raw values, and create no element,
+#   handler, dialog or script;
 # - cross-site: a page on another origin (nginx) that posts to
 #   /admin/approve in the same browser (an HTML form with a text/plain
 #   JSON body, fetch() in no-cors and cors modes) changes nothing;
@@ -77,6 +80,7 @@ BEGIN {
 
 use File::Path qw(make_path);
 use IO::Socket::INET ();
+use Digest::SHA qw(sha256_hex);
 use JSON::PP ();
 use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(sleep time);
@@ -203,12 +207,14 @@ $ng->start or BAIL_OUT('nginx: ' . $ng->error);
 
 my $BODY = '{"reason":"duplicate charge"}';
 
-# req($user, $order, handle => $h, path => '/poll/x/...'): the answer
+# req($user, $order, handle => $h, path => '/poll/x/...', query => 'a=b'):
+# the answer (query: more arguments after order and amount)
 sub req {
     my ($user, $order, %o) = @_;
     my @h = ('X-User' => $user, 'Content-Type' => 'application/json');
     push @h, 'Approval-Handle' => $o{handle} if $o{handle};
-    my $uri = ($o{path} // '/poll/refund') . "?order=$order&amount=30";
+    my $uri = ($o{path} // '/poll/refund') . "?order=$order&amount=30"
+              . (defined $o{query} ? "&$o{query}" : '');
     my ($st, $hd, $body) = $ng->request('POST', $uri, headers => \@h,
                                         body => $BODY, timeout => 20);
     my $json = eval { $JSON->decode($body) };
@@ -222,8 +228,8 @@ sub pending_ok {
     is $r->{json}{error}, 'approval_pending', "$name: approval_pending";
     like $r->{json}{approval_handle} // '', qr/^h1\.[A-Za-z0-9_-]+$/,
         "$name: a handle";
-    is $r->{json}{binding_message}, "Refund_30_EUR_order_$order",
-        "$name: the binding message";
+    is $r->{json}{binding_message}, "Refund 30 EUR on order $order",
+        "$name: the binding message, with spaces";
     like $r->{json}{action_digest} // '', qr/^[A-Za-z0-9_-]{43}$/,
         "$name: the action digest";
 }
@@ -275,9 +281,11 @@ sub page_clean_ok {
     is $p->{inline_handlers}, 0, "$name: no on* attribute";
 }
 
-# the item as the page showed it, against the request and the AS's record
+# the item as the page showed it, against the request and the AS's record:
+# $path as sent (percent-encoded), $decoded when it differs, the
+# arguments [[name, [values]], ...]
 sub item_ok {
-    my ($rep, $r, $p, $user, $path, $name) = @_;
+    my ($rep, $r, $p, $user, $path, $name, %o) = @_;
     my $it = $rep->{item} // {};
     my $f = $it->{fields} // {};
     is $it->{auth_req_id}, $p->{auth_req_id},
@@ -290,12 +298,14 @@ sub item_ok {
     is $f->{client_id}, 'nginx-poll (poll mode)', "$name: page: the client";
     is $f->{actions}, 'refund', "$name: page: the action";
     is $f->{method}, 'POST', "$name: page: the method";
-    is $f->{path}, $path, "$name: page: the path";
-    # "locations" are URIs: the path escaped again as nginx's
-    # ngx_escape_uri(NGX_ESCAPE_URI) does
-    (my $uri = $path) =~ s{([\x00-\x20"#%<>?\\^`{|}\x7f-\xff])}
-                          {sprintf '%%%02X', ord $1}ge;
-    is $f->{locations}, "http://localhost$uri", "$name: page: the URL";
+    is $f->{path}, $path, "$name: page: the path as sent";
+    is $f->{path_decoded}, $o{decoded},
+        "$name: page: the path decoded " . (defined $o{decoded}
+                                            ? 'beside it' : '(not shown: the same)');
+    is $f->{locations}, "http://localhost$path", "$name: page: the URL";
+    is_deeply $it->{args}, $o{args}, "$name: page: the arguments, as text"
+        or diag explain $it->{args};
+    is $f->{body_sha256}, sha256_hex($BODY), "$name: page: the body's hash";
     is $f->{identifier}, $r->{json}{action_digest},
         "$name: page: the action digest";
     is_deeply $it->{buttons}, ['approve:enabled', 'deny:enabled'],
@@ -417,7 +427,8 @@ sub raw_get {
                              '--decide', 'approve', '--screenshot', $shot);
     is $rc, 0, 'approve: the browser run went well' or diag $rep->{failure};
     page_clean_ok($rep, 'approve');
-    item_ok($rep, $r, $p, 'alice', '/poll/refund', 'approve');
+    item_ok($rep, $r, $p, 'alice', '/poll/refund', 'approve',
+            args => [ [ 'order', ['B1'] ], [ 'amount', ['30'] ] ]);
     ok !$rep->{page}{empty_shown}, 'approve: no empty note while pending';
     is $rep->{page}{pending_count}, 1, 'approve: the page counts one';
     ok -s $shot, "approve: the screenshot ($shot)";
@@ -479,7 +490,8 @@ sub raw_get {
                           '--decide', 'deny');
     is $rc, 0, 'deny: the browser run went well' or diag $rep->{failure};
     page_clean_ok($rep, 'deny');
-    item_ok($rep, $r, $p, 'bob', '/poll/refund', 'deny');
+    item_ok($rep, $r, $p, 'bob', '/poll/refund', 'deny',
+            args => [ [ 'order', ['B2'] ], [ 'amount', ['30'] ] ]);
     is $rep->{after}{state}, 'denied',
         'deny: the page moved it to "Recently decided" as denied';
     like $rep->{after}{result} // '', qr/^Denied here at /,
@@ -500,17 +512,28 @@ sub raw_get {
 # ---- hostile data -----------------------------------------------------------------
 
 {
-    # what nginx puts into "path" ($uri: decoded): markup, quotes, an
-    # ampersand; the binding message would have been sanitized
+    # a path with markup, quotes, an ampersand (nginx sends it
+    # percent-encoded as sent; the page also shows it decoded), and
+    # arguments with markup and quotes (decoded in "args") and an escape
+    # sequence (shown as \x1b); the binding message would have been
+    # sanitized
     my $raw = q{/poll/x/<img src=x onerror=alert(1)>"'&amp;<script>alert(2)</script>};
     (my $enc = $raw) =~ s{([^A-Za-z0-9/_.~-])}{sprintf '%%%02X', ord $1}ge;
+    my $note = q{<img src=x onerror=alert(3)>"'};
+    my $memo = "\e[2J<b>x</b>";
+    my $qenc = sub { (my $v = shift) =~ s{([^A-Za-z0-9_.~-])}
+                                         {sprintf '%%%02X', ord $1}ge; $v };
 
-    my $r = req('carol', 'B3', path => $enc);
+    my $r = req('carol', 'B3', path => $enc,
+                query => 'note=' . $qenc->($note) . '&memo='
+                         . $qenc->($memo));
     pending_ok($r, 'B3', 'hostile: first request');
     my $p = as_pending($r->{json}{binding_message});
     ok $p, 'hostile: pending at the AS' or BAIL_OUT('not pending at the AS');
-    is $p->{authorization_details}[0]{path}, $raw,
-        'hostile: the AS has the raw path (it reaches the page)';
+    is $p->{authorization_details}[0]{path}, $enc,
+        'hostile: the AS has the path as sent (it reaches the page)';
+    is $p->{authorization_details}[0]{args}{note}, $note,
+        'hostile: the AS has the argument decoded (it reaches the page)';
 
     my ($rep, $rc) = browser('--url', "$AS/approver",
                              '--id', $p->{auth_req_id},
@@ -518,10 +541,14 @@ sub raw_get {
                              '--decide', 'approve');
     is $rc, 0, 'hostile: the browser run went well' or diag $rep->{failure};
     page_clean_ok($rep, 'hostile');
-    item_ok($rep, $r, $p, 'carol', $raw, 'hostile');
+    item_ok($rep, $r, $p, 'carol', $enc, 'hostile', decoded => $raw,
+            args => [ [ 'order', ['B3'] ], [ 'amount', ['30'] ],
+                      [ 'note', [$note] ], [ 'memo', ['\x1b[2J<b>x</b>'] ] ]);
     is $rep->{after}{state}, 'approved', 'hostile: approved on the page';
 
-    my $res = retry_after_interval($r, 'carol', 'B3', path => $enc);
+    my $res = retry_after_interval($r, 'carol', 'B3', path => $enc,
+                                   query => 'note=' . $qenc->($note)
+                                            . '&memo=' . $qenc->($memo));
     is $res->{status}, 200, 'hostile: the retry with the handle: 200'
         or diag $res->{body};
     is $res->{headers}{'x-ciba-approver'}, $SUB{carol},
@@ -546,7 +573,7 @@ sub raw_get {
     ok((grep { m{^403 POST /poll/refund\?order=B2&amount=30 }
                && / decision=denied / } @acc),
        'access log: deny: 403, denied');
-    ok((grep { m{^200 POST /poll/x/\S+\?order=B3&amount=30 }
+    ok((grep { m{^200 POST /poll/x/\S+\?order=B3&amount=30&note=\S+ }
                && / decision=approved / && / approver=\Q$SUB{carol}\E$/ }
         @acc), 'access log: hostile path: 200, approver carol\'s sub');
 

@@ -174,8 +174,10 @@ sub locations {
 # /poll/refund", "^~ /poll/x/") where the module asks the AS (that
 # delivery mode, the subrequests to the locations ${prefix}bc and
 # ${prefix}token) before the action "refund": the subject from X-User,
-# the binding message "Refund <amount> EUR order <order>",
-# $ciba_decision and $ciba_approver in X-Ciba-* headers
+# the binding message "Refund <amount> EUR on order <order>" (the
+# arguments decoded; letters, digits, the space and -._+/!?#,: as the
+# development AS accepts them, other bytes "_"), $ciba_decision and
+# $ciba_approver in X-Ciba-* headers
 sub refund_location {
     my ($loc, $port, %o) = @_;
 
@@ -184,7 +186,9 @@ sub refund_location {
         "ciba_backchannel_endpoint $o{prefix}bc;",
         "ciba_token_endpoint $o{prefix}token;",
         'ciba_login_hint $http_x_user;',
-        'ciba_binding_message "Refund $arg_amount EUR order $arg_order";',
+        'ciba_binding_message "Refund $ciba_arg_amount EUR on order '
+            . '$ciba_arg_order";',
+        'ciba_binding_message_chars "A-Za-z0-9 \-._+/!?#,:";',
         'ciba_binding_message_max 64;',
         'add_header X-Ciba-Decision $ciba_decision always;',
         'add_header X-Ciba-Approver $ciba_approver always;',

@@ -641,8 +641,9 @@ sub ask {
     my $q = 'order=poll%20S1&amount=12%2C50&note=caf%C3%A9+au+lait%21';
     my (undef, undef, $ad, $raw) =
         ask($q, 'Refund 12,50 EUR on order poll S1', 'decoded args');
+    # (DevAS::call() leaves JSON strings as UTF-8 bytes)
     is_deeply $ad->{args}, { order => 'poll S1', amount => '12,50',
-                             note => "caf\x{e9} au lait!" },
+                             note => "caf\xc3\xa9 au lait!" },
         'decoded args: AS: args decoded ("+", %XX, UTF-8)';
     like $raw, qr/"args": \{\s*"order": [^{}]*"amount": [^{}]*"note": /,
         'decoded args: AS: in request order';

@@ -509,6 +509,60 @@ sub raw_get {
 }
 
 
+# ---- every field of authorization_details, straight from the AS -----------------
+
+{
+    # what nginx may send beyond the requests above: a repeated argument,
+    # an empty one, one with a right-to-left override, args_truncated, a
+    # path that is not UTF-8 once decoded, an operator's string field and
+    # a member that is no string
+    my $details = JSON::PP->new->canonical->ascii->encode([ {
+        type => 'nginx_ciba_action', actions => ['refund'],
+        identifier => 'uEWPVbMc1DJRgNm6CWAdhXMDfzdUfKij4fUkDBCmWwg',
+        method => 'POST', path => '/tools/%FF%20x',
+        locations => ['https://tools.example/tools/%FF%20x'],
+        args => { amount => [ '30', '3000' ], empty => '',
+                  note => "a\x{202e}b" },
+        args_truncated => JSON::PP::true(), body_sha256 => 'ab' x 32,
+        uri => 'https://tools.example/tools/%FF%20x?amount=30',
+        count => 5 } ]);
+    my $res = DevAS::form('/backchannel', {
+        scope => 'openid', login_hint => 'bob',
+        binding_message => 'Check every field',
+        authorization_details => $details },
+        Authorization => "Basic $BASIC");
+    my $id = eval { $JSON->decode($res->{content})->{auth_req_id} };
+    ok $id, 'fields: the AS took the request' or diag $res->{content};
+
+    my ($rep, $rc) = browser('--url', "$AS/approver", '--id', $id // '-',
+                             '--screenshot',
+                             "$ARTIFACTS/approver-fields.png");
+    is $rc, 0, 'fields: the browser run went well' or diag $rep->{failure};
+    page_clean_ok($rep, 'fields');
+    my $it = $rep->{item} // {};
+    my $f = $it->{fields} // {};
+    is $f->{binding_message}, 'Check every field', 'fields: the message';
+    is $f->{path}, '/tools/%FF%20x', 'fields: the path as sent';
+    is $f->{path_decoded}, '(not valid percent-encoded UTF-8)',
+        'fields: a path that does not decode: said so';
+    is_deeply $it->{args},
+        [ [ 'amount', [ '30', '3000' ] ], [ 'empty', [''] ],
+          [ 'note', ['a\u202eb'] ] ],
+        'fields: a repeated argument with each value, an empty one, the '
+        . 'override shown escaped' or diag explain $it->{args};
+    like $f->{args_truncated} // '', qr/^More arguments were not shown/,
+        'fields: args_truncated noted';
+    is $f->{body_sha256}, 'ab' x 32, 'fields: the body hash';
+    is_deeply $it->{extras},
+        { uri => 'https://tools.example/tools/%FF%20x?amount=30' },
+        'fields: the operator\'s string field, under its name';
+    is $f->{other}, '{"count":5}', 'fields: other members as JSON text';
+
+    my ($st) = as(POST => '/admin/deny', { auth_req_id => $id });
+    is $st, 200, 'fields: denied (clean up)';
+}
+
+
 # ---- hostile data -----------------------------------------------------------------
 
 {

@@ -205,7 +205,10 @@
  * args_truncated), the body's SHA-256 (body_sha256), the action digest
  * (identifier) and the operator's other string fields (e.g. uri), and a
  * live countdown to its expiry; Approve and Deny buttons POST to
- * /admin/approve and /admin/deny.
+ * /admin/approve and /admin/deny.  (The arguments are listed in the order
+ * of the JSON object nginx sent, its request order, except that names
+ * that are array indexes, such as "0" or "17", come first in numeric
+ * order: JavaScript objects order their keys so.)
  * Decided requests (here or elsewhere, e.g. tools/ciba-approve) and
  * expired ones stay under "Recently decided" for a minute with their
  * result; "No pending approvals." when there is none.

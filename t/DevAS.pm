@@ -62,7 +62,7 @@ sub start {
 
     my ($pid, $fh, $line) = Spawn::start(
         [ 'node', "$Dir/dev-as.mjs", '--port', '0', @{ $o{args} || [] } ],
-        stderr => $log, env => $o{env}, wait => 20);
+        stderr => $log, env => $o{env}, wait => 60);
 
     # it prints nothing more on stdout
     close $fh;

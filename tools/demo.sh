@@ -323,9 +323,9 @@ printf '  (the agent exited %s: denied)\n' "$rc"
 bold "3. What nginx logged (one decision line per request)"
 grep -h 'ciba: decision' "$dir/logs/error.log" \
     | sed -e 's/^.*ciba: /  ciba: /' -e 's/, client:.*$//' \
-          -e 's/ while [a-z ]*$//' | tail -n 8
+          -e 's/ while [a-z ]*$//' | tail -n 12
 echo
-sed -e 's/^/  /' "$dir/logs/access.log" | tail -n 8
+sed -e 's/^/  /' "$dir/logs/access.log" | tail -n 12
 
 if [ "$once" = 1 ]; then
     bold "Demo done (CIBA_DEMO_ONCE=1): stopping."

@@ -1,20 +1,29 @@
 #!/usr/bin/perl
 #
-# tools/ciba-digest against the module itself.
+# tools/ciba-digest against the module itself (the action digest,
+# version 2).
 #
 # Starts nginx (/usr/sbin/nginx or $TEST_NGINX_BINARY, with the module
 # loaded from $TEST_NGINX_LOAD_MODULES, none when that is empty) under a
 # temporary prefix, with protected locations that take the action from a
-# request header, so that one location covers many actions.  Then, for
-# several hundred requests (hand-picked ones and ones generated from a
-# fixed seed), sends the raw request without an approval token and checks
-# that the "action_digest" of the 401 answer is the digest computed by
+# request header, so that one location covers many actions.  Four servers
+# on one port, chosen by the Host header, hold four configurations:
+# tools.example (ciba_path canonical, ciba_duplicate_args refuse, bound
+# headers), norm.example (ciba_path normalize), keep.example
+# (ciba_duplicate_args keep) and hdr.example (several bound headers, with
+# and without "repeated").  Then, for several hundred requests (hand-picked
+# ones, the README's attacks among them, and ones generated from a fixed
+# seed), sends the raw request without an approval token and checks that
+# the "action_digest" of the 401 answer is the digest computed by
 # tools/ciba-digest.mjs on the same inputs (through its exported
 # functions, imported once), and, for a subset, by the tools/ciba-digest
-# command itself.  Where nginx refuses the request (400), the tool must
-# refuse it too.  Last, some invariants that hold whatever the tool says:
-# reordering the args keeps the digest; changing one body byte, the
-# method, one path byte, one arg, the action or an extra changes it.
+# command itself.  Where the module refuses the request (400
+# approval_bad_request), the tool must refuse it for the same reason
+# (noncanonical_path, duplicate_arg, duplicate_header); where nginx itself
+# answers 400, the tool must say so (reason invalid_request).  Last, some
+# invariants that hold whatever the tool says: reordering the args keeps
+# the digest; changing one body byte, the method, one path byte, one arg,
+# the action, an extra or a bound header changes it.
 #
 # Run from the repository root:
 #   TEST_NGINX_LOAD_MODULES=/path/to/ngx_http_ciba_module.so \
@@ -140,6 +149,58 @@ sub make_key {
     return "$dir/ec.pub";
 }
 
+# The configurations, as the tool is told them: per server (the Host
+# header) and location.  Keep in step with the nginx.conf below.
+my %LOC = (
+    # tools.example, the default server
+    main   => { extras => [qw(x1 x2)], covers => undef,
+                bind => [ 'X-Agent-Id', 'X-Tag:repeated' ] },
+    mp     => { extras => [qw(x1)], covers => 'method,path', bind => [] },
+    ba     => { extras => [], covers => 'body,args', bind => [] },
+    refund => { extras => [qw(agent)], covers => undef,
+                bind => [ 'X-Agent-Id' ], action => 'refund' },
+    # norm.example: ciba_path normalize
+    nmain  => { extras => [qw(x1 x2)], covers => undef, bind => [],
+                path_mode => 'normalize' },
+    nmp    => { extras => [], covers => 'method,path',
+                bind => [ 'X-Agent-Id' ], path_mode => 'normalize' },
+    # keep.example: ciba_duplicate_args keep
+    kmain  => { extras => [qw(x1)], covers => undef,
+                bind => [ 'X-Tag:repeated' ], dup => 'keep' },
+    kargs  => { extras => [], covers => 'args', bind => [], dup => 'keep' },
+    # hdr.example: bound headers
+    hmain  => { extras => [], covers => undef,
+                bind => [ 'X-Agent-Id', 'x-TAG:repeated', 'X-Empty' ] },
+    htwo   => { extras => [qw(x1)], covers => 'method',
+                bind => [ 'X-B:repeated', 'X-A' ] },
+);
+my @LOCS = sort keys %LOC;
+
+my %SERVER_LOCS = (
+    'tools.example' => [qw(main mp ba refund)],
+    'norm.example'  => [qw(nmain nmp)],
+    'keep.example'  => [qw(kmain kargs)],
+    'hdr.example'   => [qw(hmain htwo)],
+);
+
+# the location nginx picks for a normalized path ($uri)
+sub location_of {
+    my ($host, $path) = @_;
+    if ($host eq 'norm.example') {
+        return index($path, '/nmp/') == 0 ? 'nmp' : 'nmain';
+    }
+    if ($host eq 'keep.example') {
+        return index($path, '/kargs/') == 0 ? 'kargs' : 'kmain';
+    }
+    if ($host eq 'hdr.example') {
+        return index($path, '/two/') == 0 ? 'htwo' : 'hmain';
+    }
+    return 'refund' if $path eq '/tools/refund';
+    return 'mp' if index($path, '/covers-mp/') == 0;
+    return 'ba' if index($path, '/covers-ba/') == 0;
+    return 'main';
+}
+
 sub start_nginx {
     if (IO::Socket::INET->new(PeerAddr => "127.0.0.1:$PORT")) {
         BAIL_OUT("something already listens on 127.0.0.1:$PORT");
@@ -184,14 +245,16 @@ http {
     ciba_zone approvals:1m;
 
     server {
-        listen 127.0.0.1:$PORT;
-        server_name localhost;
+        listen 127.0.0.1:$PORT default_server;
+        server_name tools.example;
 
         # every path is protected
         location / {
             ciba_action \$http_x_action;
             ciba_digest_extra \$http_x_extra1;
             ciba_digest_extra \$http_x_extra2;
+            ciba_digest_header X-Agent-Id;
+            ciba_digest_header X-Tag repeated;
 $common
         }
 
@@ -208,10 +271,72 @@ $common
 $common
         }
 
-        # the worked example of tools/DIGEST-EXAMPLE.md
+        # the worked example of the README and tools/DIGEST-EXAMPLE.md
         location = /tools/refund {
             ciba_action refund;
             ciba_digest_extra \$http_x_agent;
+            ciba_digest_header X-Agent-Id;
+$common
+        }
+    }
+
+    server {
+        listen 127.0.0.1:$PORT;
+        server_name norm.example;
+        ciba_path normalize;
+
+        location / {
+            ciba_action \$http_x_action;
+            ciba_digest_extra \$http_x_extra1;
+            ciba_digest_extra \$http_x_extra2;
+$common
+        }
+
+        location ^~ /nmp/ {
+            ciba_action \$http_x_action;
+            ciba_digest method path;
+            ciba_digest_header X-Agent-Id;
+$common
+        }
+    }
+
+    server {
+        listen 127.0.0.1:$PORT;
+        server_name keep.example;
+        ciba_duplicate_args keep;
+
+        location / {
+            ciba_action \$http_x_action;
+            ciba_digest_extra \$http_x_extra1;
+            ciba_digest_header X-Tag repeated;
+$common
+        }
+
+        location ^~ /kargs/ {
+            ciba_action \$http_x_action;
+            ciba_digest args;
+$common
+        }
+    }
+
+    server {
+        listen 127.0.0.1:$PORT;
+        server_name hdr.example;
+
+        location / {
+            ciba_action \$http_x_action;
+            ciba_digest_header X-Agent-Id;
+            ciba_digest_header x-TAG repeated;
+            ciba_digest_header X-Empty;
+$common
+        }
+
+        location ^~ /two/ {
+            ciba_action \$http_x_action;
+            ciba_digest method;
+            ciba_digest_extra \$http_x_extra1;
+            ciba_digest_header X-B repeated;
+            ciba_digest_header X-A;
 $common
         }
     }
@@ -246,11 +371,12 @@ CONF
 sub wire {
     my $c = shift;
     my $req = "$c->{method} $c->{target} HTTP/1.1\r\n"
-        . "Host: tools.example\r\nConnection: close\r\n";
+        . "Host: $c->{host}\r\nConnection: close\r\n";
     $req .= "X-Action: $c->{action}\r\n" if defined $c->{action};
     $req .= "X-Extra1: $c->{x1}\r\n" if defined $c->{x1};
     $req .= "X-Extra2: $c->{x2}\r\n" if defined $c->{x2};
     $req .= "X-Agent: $c->{agent}\r\n" if defined $c->{agent};
+    $req .= "$_->[0]:$_->[1]\r\n" for @{ $c->{hdrs} };
 
     my $body = $c->{body};
     if (defined $body && $c->{chunked}) {
@@ -309,85 +435,120 @@ sub ask_nginx {
 ###########################################################################
 # the cases
 #
-# method, target (raw, as on the wire), body (undef: none, no
-# Content-Length), chunked, action / x1 / x2 / agent (header values,
-# undef: the header is not sent), url (what the tool gets, default the
-# target; "abs" = https://tools.example + target), group / role for the
+# host (the server), method, target (raw, as on the wire), body (undef:
+# none, no Content-Length), chunked, action / x1 / x2 / agent (header
+# values, undef: the header is not sent), hdrs (more header fields, in
+# order, [name, value as after the colon]), url (what the tool gets as a
+# URL instead of the wire target; "abs" = https://host + target), reason
+# (the refusal the README says this request gets), group / role for the
 # invariants.
 
 my @cases;
 
 sub case {
-    my %c = (method => 'GET', action => 'refund', x1 => 'agent-7', @_);
-    $c{url} = 'https://tools.example' . $c{target}
-        if ($c{url} // '') eq 'abs';
-    $c{url} //= $c{target};
+    my %c = (method => 'GET', action => 'refund', x1 => 'agent-7',
+             host => 'tools.example', hdrs => [], @_);
+    $c{url} = "https://$c{host}$c{target}" if ($c{url} // '') eq 'abs';
     push @cases, \%c;
 }
 
+# a header field as a client writes it
+sub hf { [ $_[0], " $_[1]" ] }
+
 my $bin = "\x00\xff\x00abc\x80\r\n\x00";
 
-# -- paths
-for my $t ('/', '/a', '/a/', '/a/b', '/a/b/', '/a/../b', '/a/./b',
-    '/a/b/..', '/a/b/.', '/a/b/../..', '/a//b', '//', '///a//b//',
-    '/a%2Fb', '/a%2fb/', '/a%2F..%2Fb', '/%2e%2e', '/%2e/a', '/a/%2e%2e/b',
-    '/a/%2E%2e', '/a/.%2e/b', '/a/b/%2e%2e%2f%2e%2e', '/caf%C3%A9',
-    '/caf%c3%a9/x', "/caf\xc3\xa9", "/\xe6\x97\xa5\xe6\x9c\xac/x", '/%ff',
-    "/\xff\x80", '/a+b', '/a%2Bb', '/a;b', '/a;b/../c', '/..;/a', '/a%3Fb',
-    '/a%25', '/a%23b', '/a%20b', '/~user', '/a\\b', '/a\\..\\b',
-    '/a#b', '/a/..#x', '/a%23#b', '/a/b#/../..', '/a/.b/..c/...', '/a/b/c/../../d/./e//', '/' . ('s/' x 200) . 'end',
-    '/' . ('x' x 3000))
+# -- canonical paths: accepted, the path digested as sent
+for my $t ('/', '/a', '/a/', '/a/b', '/a/b/', '/c/%FF%FE', '/caf%C3%A9',
+    '/a%20b', '/a%2Bb', '/a+b', '/a;b', '/a;b=c,d', "/a!\$&'()*+,;=:\@b",
+    '/~user', '/a-b_c.d~e', '/.a/..b/...', '/a./b..', '/%25', '/a%3Fb',
+    '/a%23b', '/%00', '/%3A%40', '/%2C', '/' . ('s/' x 200) . 'end',
+    '/' . ('x' x 3000), '/' . ('%C3%A9' x 300))
 {
     case(target => $t);
 }
 
+# -- not canonical: the module refuses them (noncanonical_path), or nginx
+#    itself does (400)
+for my $t ('/d/files/a%2Fb', '/a%2fb', '/d/bucket/a//b', '//', '//a',
+    '/a//', '///a//b//', '/a/./b', '/a/../b', '/a/.', '/a/..', '/.',
+    '/./a', '/a/b/..', '/%41', '/%61', '/%7E', '/%7e', '/%2E', '/%2e/a',
+    '/a/%2E%2E/b', '/%30', '/%2D', '/%5F', '/c/%ff%fe', '/caf%c3%a9',
+    '/a%3f', "/caf\xc3\xa9", "/\xff", "/\x80", '/a\\b', '/a"b', '/a<b>',
+    '/a[b]', '/a{b}', '/a|b', '/a^b', '/a`b', '/a%', '/a%2', '/%zz',
+    '/%g0', '/%0', '/..', '/a/../..', '/%2e%2e', '/a#b', '/a#b?c=1',
+    '/a%23#b', '/tools//refund', '/tools/%72efund', '/covers-ba//x',
+    '/a b', "/a\x01b", "/a\x7fb")
+{
+    case(target => $t);
+}
+
+# -- ciba_path normalize: nginx's $uri, as version 1 had it
+for my $t ('/', '/a', '/a/', '/a/../b', '/a/./b', '/a/b/..', '/a/b/.',
+    '/a/b/../..', '/a//b', '//', '///a//b//', '/a%2Fb', '/a%2fb/',
+    '/a%2F..%2Fb', '/%2e/a', '/a/%2e%2e/b', '/a/%2E%2e', '/a/.%2e/b',
+    '/caf%C3%A9', '/caf%c3%a9/x', "/caf\xc3\xa9", '/%ff', "/\xff\x80",
+    '/a+b', '/a%2Bb', '/a;b/../c', '/..;/a', '/a%3Fb', '/a%25', '/a%23b',
+    '/a%20b', '/a\\b', '/a\\..\\b', '/a#b', '/a/..#x', '/a/b#/../..',
+    '/%41%42', '/nmp/a', '/nmp/../nmp/b', '/nmp//x/./y', '/x/../nmp/z',
+    '/..', '/a/../..', '/%2e%2e/', '/%00', '/a%00b', '/%', '/%zz',
+    '/a%?x', '/a/b/../../../c', '/' . ('a/' x 100) . ('../' x 100) . 'z')
+{
+    case(target => $t, host => 'norm.example', method => 'POST',
+         body => 'n', x2 => 'two', hdrs => [ hf('X-Agent-Id', 'ag') ]);
+}
+
 # -- the same paths in the covers-mp and covers-ba locations
-for my $t ('/covers-mp/a', '/covers-mp/a/../b/', '/covers-mp//x//y',
-    '/covers-mp/%2e%2e/covers-mp/z', '/x/../covers-mp/a%2Fb',
-    '/covers-ba/a', '/covers-ba/./a/b/..', '/covers-ba/%41%42',
-    '/x/y/../../covers-ba/q', '/covers-mpx', '/covers-ba.', '/Covers-mp/a')
+for my $t ('/covers-mp/a', '/covers-mp/a/b/', '/covers-mp/%C3%A9',
+    '/covers-mp//x', '/covers-mp/a/../b', '/covers-ba/a',
+    '/covers-ba/a%2Fb', '/covers-ba/./a', '/covers-mpx', '/covers-ba.',
+    '/Covers-mp/a')
 {
     case(target => $t, method => 'POST', body => 'payload');
-    case(target => "$t?b=2&a=1", method => 'PUT', body => '',
-         x1 => undef);
+    case(target => "$t?b=2&a=1", method => 'PUT', body => '', x1 => undef);
+    case(target => "$t?a=1&a=2", method => 'PUT', body => '');
 }
 
 # -- refused by nginx (400): the tool must refuse too
-for my $t ('/..', '/a/../..', '/%2e%2e/', '/a/%2e%2e%2f%2e%2e', '/%00',
-    '/a%00b', '/%', '/a%2', '/%zz', '/%g0', '/a%?x', '/a b', "/a\x01b",
-    "/a\x7fb", "/a?b\x01c", '/a/b/../../../c', '/covers-mp/../../x',
-    '/covers-ba/%2e%2e/%2e%2e/x')
-{
-    case(target => $t, expect => 400);
-}
-case(target => '/a', method => 'get', expect => 400);
-case(target => '/covers-mp/a', method => 'post', body => 'x', expect => 400);
+case(target => '/a', method => 'get');
+case(target => '/covers-mp/a', method => 'post', body => 'x');
+case(target => "/a?b\x01c");
+case(target => '/a?b c');
 
-# -- args
-for my $q ('a=1', 'a=1&a=1', 'a=1&a=2&a=1', 'a=1&&b=2&', '&&&', '&a',
-    'a&', 'x', 'x&y&x', 'a=', '=a', '=', 'a==b', '%zz', 'a=%zz&b=%',
-    'a=%20&b=+&c=%2B', 'q=a+b', 'k=%26&k=&', 'u=%C3%A9', "u=\xc3\xa9",
-    "z=\xff", 'a=1;b=2', '?', 'a=?&b=c?d', 'p=/x/../y', 'p=%2F',
-    'A=1&a=1&B&b', '', 'a=1#frag&b=2', 'x#', 'long=' . ('v' x 2000),
-    join('&', map { "n$_=$_" } 1 .. 100), join('&', ('dup') x 50))
+# -- args: name keys, duplicates, sorting
+for my $q ('a=1', 'b=2&a=1', 'a=1&a=1', 'a=1&a=2&a=1', 'a=1&&b=2&', '&&&',
+    '&a', 'a&', 'x', 'x&y', 'x&y&x', 'a=', '=a', '=', '=a&=b', 'a==b',
+    'a&a=', 'a=1&A=2', 'AMOUNT=1&amount=5000', 'amount=30&amount=3000',
+    'amount=3000&amount=30', 'amount=1&%61mount=2', 'amount=1&%41MOUNT=2',
+    'a+b=1&a%20b=2', 'a+b=1&a b=2', 'a%2Bb=1&a+b=2', 'a%2bb=1&a%2Bb=2',
+    '%zz=1&%ZZ=2', '%zz=1&%zZ=2', '%=1&%25=2', 'k%3D=1&k=2', 'k%3D1&k',
+    'B=1&a=2&C=3', 'b=1&A=2', 'Z&y&X&w', '%C3%A9=1&%c3%a9=2', "\xc3\xa9=1",
+    "%C3%A9=1&\xc3\xa9=2", "\xc3\x89=1&\xc3\xa9=2", '%FF=1&%fe=2',
+    '%00=1&%00=2', '%00=1&=2', '+=1&%20=2', '+&++', 'a%3D1=2&a=3',
+    'z=A&z=%41', 'a=%20&b=+&c=%2B', 'q=a+b', 'k=%26&k=&', 'u=%C3%A9',
+    "u=\xc3\xa9", "z=\xff", 'a=1;b=2', 'a=1;a=2', '?', 'a=?&b=c?d',
+    'p=/x/../y', 'p=%2F', 'A=1&a=1&B&b', '', 'a=1#frag&b=2', 'x#', '#a=1',
+    'long=' . ('v' x 2000), join('&', map { "n$_=$_" } reverse 1 .. 100),
+    join('&', map { "N$_=$_" } 1 .. 50), join('&', ('dup') x 50))
 {
     case(target => "/args?$q", x2 => 'second');
+    case(target => "/args?$q", host => 'keep.example');
+    case(target => "/kargs/x?$q", host => 'keep.example');
 }
 
 # -- absolute URL for the tool, origin form on the wire, and absolute
 #    form on the wire too
-for my $t ('/a?b=1', '/a/../b?x&y', '/', '/?q', '/%2e/x?%zz',
-    '/covers-mp/a?z', '/covers-ba/a?b&a')
+for my $t ('/a?b=1', '/a/b?x&y', '/', '/?q', '/%25/x?%zz', '/covers-mp/a?z',
+    '/covers-ba/a?b&a')
 {
     case(target => $t, url => 'abs', method => 'POST', body => 'b');
-    case(target => "http://tools.example$t", method => 'POST',
-         body => 'b');
+    case(target => "http://tools.example$t", method => 'POST', body => 'b');
     case(target => $t, url => "https://other.example:8443$t#frag",
          method => 'POST', body => 'b');
 }
 case(target => 'http://tools.example', url => 'https://tools.example');
 case(target => 'http://tools.example?x=1', url => 'https://tools.example?x=1');
 case(target => '/a?b=1', url => 'https://tools.example/a?b=1#x&y');
+case(target => 'http://norm.example/a/../b?x', host => 'norm.example');
 
 # -- bodies
 my $big = join '', map { chr(($_ * 7 + ($_ >> 8)) & 0xff) } 0 .. 65535;
@@ -433,20 +594,120 @@ for my $x ([undef, undef], ['', ''], [undef, ''], ['', 'v'], ['v', ''],
 case(target => '/noaction', action => undef, expect => 503);
 case(target => '/noaction', action => '', expect => 503);
 
+# -- bound headers: absent, present, repeated, mixed case names, empty
+#    values, spaces around values
+for my $hs (
+    [], [ hf('X-Agent-Id', 'agent-7') ], [ hf('x-agent-id', 'agent-7') ],
+    [ hf('X-AGENT-ID', 'agent-7') ], [ ['X-Agent-Id', ''] ],
+    [ ['X-Agent-Id', '   '] ], [ ['X-Agent-Id', '  a  b  '] ],
+    [ ['X-Agent-Id', 'agent-7   '] ], [ hf('X-Agent-Id', "a\tb") ],
+    [ hf('X-Agent-Id', "\xc3\xa9\xff") ], [ hf('X-Agent-Id', '1:a,') ],
+    [ hf('X-Agent-Id', 'a'), hf('X-Agent-Id', 'b') ],
+    [ hf('X-Agent-Id', 'a'), hf('x-agent-ID', 'a') ],
+    [ hf('X-Agent-Id', 'a'), ['X-Agent-Id', ''] ],
+    [ hf('X-Tag', 't1') ], [ hf('X-Tag', 't1'), hf('X-Tag', 't2') ],
+    [ hf('X-Tag', 't2'), hf('X-Tag', 't1') ],
+    [ hf('x-tag', 't1'), hf('X-Agent-Id', 'a'), hf('X-TAG', 't2'),
+      hf('X-tag', '') ],
+    [ hf('X-Tag', 't1'), hf('X-Other', 'o'), hf('X-Tag', 't1') ],
+    [ hf('X-Other', 'o') ], [ hf('X-Agent-Idx', 'a') ],
+    [ hf('X-Empty', '') ], [ ['X-Empty', ''] ],
+    [ ['X-Empty', ''], ['X-Empty', ''] ],
+    [ hf('X-A', '1'), hf('X-B', '2') ], [ hf('X-B', '2'), hf('X-A', '1') ],
+    [ hf('X-B', '2'), hf('X-B', '3'), hf('X-A', '1') ],
+    [ hf('X-A', '1'), hf('X-A', '1') ],
+    [ hf('X-Agent-Id', 'a'), hf('X-Agent-Id', 'b'), hf('X-Tag', 't'),
+      hf('X-Tag', 'u') ])
+{
+    case(target => '/h?q=1', hdrs => $hs);
+    case(target => '/h?q=1', hdrs => $hs, host => 'hdr.example');
+    case(target => '/two/h', hdrs => $hs, host => 'hdr.example');
+    case(target => '/h', hdrs => $hs, host => 'keep.example');
+}
+# a refusal that comes after the path and the args
+case(target => '/h?a=1&a=2', hdrs => [ hf('X-Agent-Id', 'a'),
+     hf('X-Agent-Id', 'b') ], reason => 'duplicate_arg');
+case(target => '/h//x?a=1&a=2', hdrs => [ hf('X-Agent-Id', 'a'),
+     hf('X-Agent-Id', 'b') ], reason => 'noncanonical_path');
+case(target => '/h//x?a=1&a=2', hdrs => [ hf('X-Agent-Id', 'a'),
+     hf('X-Agent-Id', 'b') ], host => 'hdr.example',
+     reason => 'noncanonical_path');
+case(target => '/h?a=1&a=2', hdrs => [ hf('X-Agent-Id', 'a'),
+     hf('X-Agent-Id', 'b') ], host => 'keep.example');
+
+# -- the README's attacks, with the refusal they get
+{
+    my @att = (
+        [ '/tools/refund?amount=30&amount=3000', 'duplicate_arg' ],
+        [ '/tools/refund?amount=3000&amount=30', 'duplicate_arg' ],
+        [ '/tools/refund?AMOUNT=1&amount=5000', 'duplicate_arg' ],
+        [ '/tools/refund?amount=1&%61mount=2', 'duplicate_arg' ],
+        [ '/tools/refund?order=A17&amount=30&amount=3000', 'duplicate_arg' ],
+        [ '/d/files/a%2Fb', 'noncanonical_path' ],
+        [ '/d/files/a%2fb', 'noncanonical_path' ],
+        [ '/d/bucket/a//b', 'noncanonical_path' ],
+        [ '/tools//refund?order=A17&amount=30', 'noncanonical_path' ],
+        [ '/tools/%72efund?order=A17&amount=30', 'noncanonical_path' ],
+        [ '/tools/./refund?order=A17&amount=30', 'noncanonical_path' ],
+        [ '/x/../tools/refund?order=A17&amount=30', 'noncanonical_path' ],
+        [ '/c/%ff%fe', 'noncanonical_path' ],
+        [ '/%41', 'noncanonical_path' ],
+        [ '/c/%FF%FE', undef ],
+    );
+    for my $a (@att) {
+        case(target => $a->[0], method => 'POST', body => '{}',
+             agent => 'agent-7', hdrs => [ hf('X-Agent-Id', 'agent-7') ],
+             reason => $a->[1], expect => defined $a->[1] ? 400 : 401);
+    }
+    case(target => '/tools/refund?order=A17&amount=30', method => 'POST',
+         body => '{}', agent => 'agent-7',
+         hdrs => [ hf('X-Agent-Id', 'agent-7'), hf('X-Agent-Id', 'agent-8') ],
+         reason => 'duplicate_header', expect => 400);
+    # allowed where the configuration says so
+    case(target => '/tools/refund?amount=30&amount=3000', method => 'POST',
+         body => '{}', host => 'keep.example', group => 'keep-order',
+         role => 'base');
+    case(target => '/tools/refund?amount=3000&amount=30', method => 'POST',
+         body => '{}', host => 'keep.example', group => 'keep-order',
+         role => 'diff');
+    case(target => '/tools/refund?AMOUNT=1&amount=5000', method => 'POST',
+         body => '{}', host => 'keep.example', group => 'keep-order',
+         role => 'diff');
+    case(target => '/d/files/a%2Fb', host => 'norm.example',
+         group => 'norm-slash', role => 'base');
+    case(target => '/d/files/a/b', host => 'norm.example',
+         group => 'norm-slash', role => 'same');
+    case(target => '/d/files//a/./b', host => 'norm.example',
+         group => 'norm-slash', role => 'same');
+}
+
 # -- the worked example
 my $ex_body = '{"order":"A17","amount":30,"currency":"EUR"}';
+my $ex_id = [ hf('X-Agent-Id', 'agent-7') ];
 case(target => '/tools/refund?order=A17&amount=30', method => 'POST',
      body => $ex_body, action => 'ignored', agent => 'agent-7',
+     hdrs => $ex_id,
      url => 'https://api.example.com/tools/refund?order=A17&amount=30',
      group => 'example', role => 'base');
-case(target => '/tools//./refund?amount=30&order=A17', method => 'POST',
-     body => $ex_body, agent => 'agent-7', group => 'example',
-     role => 'same');
+case(target => '/tools/refund?amount=30&order=A17', method => 'POST',
+     body => $ex_body, agent => 'agent-7', hdrs => $ex_id,
+     group => 'example', role => 'same');
+case(target => 'http://tools.example/tools/refund?amount=30&order=A17',
+     method => 'POST', body => $ex_body, agent => 'agent-7',
+     hdrs => [ hf('x-agent-id', 'agent-7'), hf('X-Other', 'x') ],
+     group => 'example', role => 'same');
 case(target => '/tools/refund?order=A17&amount=31', method => 'POST',
-     body => $ex_body, agent => 'agent-7', group => 'example',
+     body => $ex_body, agent => 'agent-7', hdrs => $ex_id,
+     group => 'example', role => 'diff');
+case(target => '/tools/refund?order=A17&amount=30', method => 'POST',
+     body => $ex_body, agent => 'agent-8', hdrs => $ex_id,
+     group => 'example', role => 'diff');
+case(target => '/tools/refund?order=A17&amount=30', method => 'POST',
+     body => $ex_body, agent => 'agent-7',
+     hdrs => [ hf('X-Agent-Id', 'agent-8') ], group => 'example',
      role => 'diff');
 case(target => '/tools/refund?order=A17&amount=30', method => 'POST',
-     body => $ex_body, agent => 'agent-8', group => 'example',
+     body => $ex_body, agent => 'agent-7', group => 'example',
      role => 'diff');
 
 # -- invariants: permutations of args give one digest
@@ -462,35 +723,55 @@ case(target => '/tools/refund?order=A17&amount=30', method => 'POST',
     }
     case(target => '/perm?&a=1&&c=3&b=2&', group => 'perm3', role => 'same');
     case(target => '/perm?a=1&b=2', group => 'perm3', role => 'diff');
-    case(target => '/perm?a=1&b=2&c=3&c=3', group => 'perm3',
-         role => 'diff');
+    case(target => '/perm?a=1&b=2&C=3', group => 'perm3', role => 'diff');
 
+    # by name key: "B" sorts as "b", "%61" as "a"
     $role = 'base';
-    for my $p (['x=1', 'x=2', 'y'], ['x=2', 'x=1', 'y'], ['y', 'x=1', 'x=2'],
-        ['x=1', 'y', 'x=2'], ['y', 'x=2', 'x=1'], ['x=2', 'y', 'x=1'])
+    for my $p (['%61=1', 'B=2', 'c'], ['B=2', 'c', '%61=1'],
+        ['c', '%61=1', 'B=2'])
     {
-        case(target => '/covers-ba/perm?' . join('&', @$p), method => 'POST',
-             body => 'B', group => 'perm-ba', role => $role);
+        case(target => '/perm?' . join('&', @$p), group => 'key',
+             role => $role);
         $role = 'same';
     }
-    case(target => '/covers-ba/perm?x=1&x=2&y=', method => 'POST',
-         body => 'B', group => 'perm-ba', role => 'diff');
+    case(target => '/perm?a=1&b=2&c', group => 'key', role => 'diff');
+
+    # keep: values of one name stay in request order, others move freely
+    $role = 'base';
+    for my $p (['x=1', 'x=2', 'y'], ['y', 'x=1', 'x=2'], ['x=1', 'y', 'x=2'],
+        ['X=1', 'y', 'x=2'])
+    {
+        case(target => '/kargs/perm?' . join('&', @$p),
+             host => 'keep.example', group => 'perm-keep',
+             role => $p->[0] eq 'X=1' ? 'diff' : $role);
+        $role = 'same';
+    }
+    for my $p (['x=2', 'x=1', 'y'], ['y', 'x=2', 'x=1'], ['x=1', 'y', 'x=2',
+        'x=2'])
+    {
+        case(target => '/kargs/perm?' . join('&', @$p),
+             host => 'keep.example', group => 'perm-keep', role => 'diff');
+    }
 }
 
 # -- invariants: what changes the digest and what does not
 {
     my %base = (target => '/inv/p?a=1&b=2', method => 'POST',
         body => 'hello world', action => 'inv', x1 => 'e1', x2 => 'e2',
+        hdrs => [ hf('X-Agent-Id', 'id1'), hf('X-Tag', 't1'),
+                  hf('X-Tag', 't2') ],
         group => 'change');
     my $v = sub { case(%base, @_) };
 
     $v->(role => 'base');
-    $v->(role => 'same', target => '/inv/./p?b=2&a=1');
-    $v->(role => 'same', target => '/inv//p?a=1&&b=2');
-    $v->(role => 'same', target => '/inv/x/../p?a=1&b=2');
-    $v->(role => 'same', target => '/%69nv/%70?a=1&b=2');
+    $v->(role => 'same', target => '/inv/p?b=2&a=1');
+    $v->(role => 'same', target => '/inv/p?a=1&&b=2&');
     $v->(role => 'same', target => 'http://elsewhere/inv/p?a=1&b=2');
     $v->(role => 'same', chunked => 4);
+    $v->(role => 'same', hdrs => [ hf('X-Tag', 't1'), hf('x-agent-id', 'id1'),
+                                   hf('X-Other', 'z'), hf('x-tag', 't2') ]);
+    $v->(role => 'same', hdrs => [ hf('X-Agent-Id', 'id1'),
+                                   ['X-Tag', 't1  '], ['X-Tag', '   t2'] ]);
     $v->(role => 'diff', body => 'hello worle');
     $v->(role => 'diff', body => "hello world\x00");
     $v->(role => 'diff', body => 'hello worl');
@@ -498,14 +779,38 @@ case(target => '/tools/refund?order=A17&amount=30', method => 'POST',
     $v->(role => 'diff', target => '/inv/q?a=1&b=2');
     $v->(role => 'diff', target => '/inv/p/?a=1&b=2');
     $v->(role => 'diff', target => '/Inv/p?a=1&b=2');
+    $v->(role => 'diff', target => '/inv/p%20?a=1&b=2');
     $v->(role => 'diff', target => '/inv/p?a=2&b=2');
     $v->(role => 'diff', target => '/inv/p?a=1&b=2&c');
     $v->(role => 'diff', target => '/inv/p?a=1&b=%32');
+    $v->(role => 'diff', target => '/inv/p?A=1&b=2');
     $v->(role => 'diff', action => 'inv2');
     $v->(role => 'diff', action => 'Inv');
     $v->(role => 'diff', x1 => 'e2', x2 => 'e1');
     $v->(role => 'diff', x1 => 'e1', x2 => 'e3');
     $v->(role => 'diff', x1 => undef);
+    $v->(role => 'diff', hdrs => [ hf('X-Agent-Id', 'id2'), hf('X-Tag', 't1'),
+                                   hf('X-Tag', 't2') ]);
+    $v->(role => 'diff', hdrs => [ hf('X-Agent-Id', 'id1'), hf('X-Tag', 't2'),
+                                   hf('X-Tag', 't1') ]);
+    $v->(role => 'diff', hdrs => [ hf('X-Agent-Id', 'id1'),
+                                   hf('X-Tag', 't1') ]);
+    $v->(role => 'diff', hdrs => [ hf('X-Agent-Id', 'id1'), hf('X-Tag', 't1'),
+                                   hf('X-Tag', 't2'), hf('X-Tag', '') ]);
+    $v->(role => 'diff', hdrs => [ hf('X-Tag', 't1'), hf('X-Tag', 't2') ]);
+    $v->(role => 'diff', hdrs => [ ['X-Agent-Id', ''], hf('X-Tag', 't1'),
+                                   hf('X-Tag', 't2') ]);
+
+    # normalize: spellings of one $uri give one digest
+    my %n = (%base, host => 'norm.example', group => 'norm', hdrs => []);
+    case(%n, role => 'base');
+    case(%n, role => 'same', target => '/inv/./p?b=2&a=1');
+    case(%n, role => 'same', target => '/inv//p?a=1&b=2');
+    case(%n, role => 'same', target => '/inv/x/../p?a=1&b=2');
+    case(%n, role => 'same', target => '/%69nv/%70?a=1&b=2');
+    case(%n, role => 'same', target => '/inv%2Fp?a=1&b=2');
+    case(%n, role => 'diff', target => '/inv/p/?a=1&b=2');
+    case(%n, role => 'diff', target => '/inv/p?a=1&b=3');
 
     # absent and empty extras are the same thing; where the bytes go is not
     my %b2 = (target => '/inv2', action => 'inv', group => 'extras');
@@ -515,6 +820,16 @@ case(target => '/tools/refund?order=A17&amount=30', method => 'POST',
     case(%b2, x1 => 'a', x2 => undef, role => 'diff');
     case(%b2, x1 => undef, x2 => undef, role => 'diff');
 
+    # an absent bound header is not an empty one
+    my %b3 = (target => '/inv3', action => 'inv', host => 'hdr.example',
+              group => 'hdr-absent');
+    case(%b3, role => 'base');
+    case(%b3, role => 'same', hdrs => [ hf('X-Unbound', '') ]);
+    case(%b3, role => 'diff', hdrs => [ ['X-Empty', ''] ]);
+    case(%b3, role => 'diff', hdrs => [ ['X-Agent-Id', ''] ]);
+    case(%b3, role => 'diff', hdrs => [ ['X-Tag', ''] ]);
+    case(%b3, role => 'diff', hdrs => [ ['X-Tag', ''], ['X-Tag', ''] ]);
+
     # covers method,path: body and args do not count
     my %mp = (target => '/covers-mp/inv?a=1', method => 'POST',
         body => 'one', action => 'inv', x1 => 'e1', x2 => 'e2',
@@ -522,8 +837,10 @@ case(target => '/tools/refund?order=A17&amount=30', method => 'POST',
     case(%mp, role => 'base');
     case(%mp, role => 'same', body => 'two');
     case(%mp, role => 'same', target => '/covers-mp/inv?a=2&z');
+    case(%mp, role => 'same', target => '/covers-mp/inv?a=2&a=3');
     case(%mp, role => 'same', target => '/covers-mp/inv');
     case(%mp, role => 'same', x2 => 'other');   # not configured there
+    case(%mp, role => 'same', hdrs => [ hf('X-Agent-Id', 'a') ]);
     case(%mp, role => 'diff', method => 'PUT');
     case(%mp, role => 'diff', target => '/covers-mp/inw?a=1');
     case(%mp, role => 'diff', x1 => 'e9');
@@ -545,55 +862,64 @@ my $hand = scalar @cases;
 
 # -- generated from the fixed seed
 {
-    my @pp = ('/', '/', 'a', 'b', 'xyz', '.', '..', '%2e', '%2E%2e', '%2F',
-        '%41', '%c3%a9', "\xc3\xa9", '+', ';', '~', '%25', '%20', '//',
-        '/./', '/../', "\xff", '%3F', '-', '_', '%7e', '=', '&', ',');
+    # path segments: mostly canonical, some not, a few nginx refuses
+    my @seg = ('a', 'b', 'xyz', 'A1', '%20', '%C3%A9', '%FF', '%2B', '%3F',
+        '%23', '%25', '%3D', '+', ';', '~', '-', '_', '=', '&', ',', ':',
+        '@', '!', '$', "'", '(', ')', '*', '.a', 'a.', '...');
+    my @bad = ('.', '..', '%2F', '%2f', '%2e', '%41', '%7e', '%c3%a9', "\xff",
+        "\xc3\xa9", '\\', '%7E', '"', '');
     my @rare = ('%zz', '%00', '%', ' ', "\x01");
-    my @ap = ('a=1', 'b=2', 'a=2', 'x', 'x=', '=y', '', '', '%zz',
-        'q=%20', 'q=+', 'q=a+b', 'k=%26', "z=\xc3\xa9", 'u=%C3%A9',
-        'a=1;b=2', '?', 'p=/x/../y', 'p=%2F', "h=\xff", 'n=%00', '%',
-        'long=' . ('v' x 100), 'e=%', 'k');
+    # arg pieces with colliding and near-colliding name keys
+    my @ap = ('a=1', 'A=2', '%61=3', '%41=4', 'b=2', 'b', 'x', 'x=', '=y',
+        '', '', '%zz', '%ZZ=1', 'q=%20', 'q+r=1', 'q%20r=2', 'k=%26',
+        "z=\xc3\xa9", "\xc3\xa9=1", '%C3%A9=2', 'a=1;b=2', '?', 'p=%2F',
+        "h=\xff", 'n=%00', '%', 'long=' . ('v' x 100), 'e=%', 'k', '+', '=');
     my @acts = ('refund', 'transfer funds', "r\xc3\xa9sum\xc3\xa9",
         'a' x 300, 'x', "\xe6\x94\xaf\xe6\x89\x95", 'a,b:c', '0');
     my @ext = (undef, undef, '', 'agent-7', "\xc3\xa9l\xc3\xa8ve",
         'a b,c:d', '12:x,');
+    my @hn = ('X-Agent-Id', 'x-agent-id', 'X-AGENT-ID', 'X-Tag', 'x-tag',
+        'X-Empty', 'X-A', 'x-a', 'X-B', 'X-Other');
+    my @hv = ('', 'v', 'agent-7', 'a b', "\xc3\xa9", '1:x,', ' padded ');
     my @meth = qw(GET GET POST POST PUT DELETE PATCH);
+    my @hosts = (('tools.example') x 6, ('norm.example') x 2,
+        ('keep.example') x 2, 'hdr.example');
 
-    for my $i (1 .. 200) {
+    for my $i (1 .. 240) {
+        my $host = pick(@hosts);
         my $r = rnd(100);
-        my $t = $r < 70 ? '/' : $r < 85 ? '/covers-mp/' : '/covers-ba/';
-        $t .= pick(@pp) for 1 .. rnd(8);
+        my $t = $host ne 'tools.example' ? '/'
+            : $r < 70 ? '/' : $r < 85 ? '/covers-mp/' : '/covers-ba/';
+        $t .= 'kargs/' if $host eq 'keep.example' && rnd(3) == 0;
+        $t .= 'two/' if $host eq 'hdr.example' && rnd(3) == 0;
+        $t .= 'nmp/' if $host eq 'norm.example' && rnd(3) == 0;
+        my @s = map { rnd(8) ? pick(@seg) : pick(@bad) } 1 .. rnd(6);
+        $t .= join '/', @s;
+        $t .= '/' if rnd(5) == 0;
         $t .= pick(@rare) if rnd(40) == 0;
         if (rnd(10) < 7) {
-            my @a = map { pick(@ap) } 1 .. rnd(7);
+            my @a = map { pick(@ap) } 1 .. rnd(6);
             $t .= '?' . join('&', @a);
             $t .= '&' if rnd(4) == 0;
         }
+
+        my @h = map { hf(pick(@hn), pick(@hv)) } 1 .. rnd(4);
 
         my $m = pick(@meth);
         my $b = rnd(10);
         my $body = $b < 4 ? undef : $b < 5 ? '' : $b < 9
             ? rbytes(1 + rnd(4000)) : rbytes(10000 + rnd(60000));
 
-        case(target => $t, method => $m, body => $body,
+        case(host => $host, target => $t, method => $m, body => $body,
              chunked => (defined $body && length $body && rnd(10) == 0),
              action => pick(@acts) . ($i % 3 ? '' : "-$i"),
-             x1 => pick(@ext), x2 => pick(@ext),
+             x1 => pick(@ext), x2 => pick(@ext), hdrs => \@h,
              url => (rnd(10) < 3 ? 'abs' : undef));
     }
 }
 
 ###########################################################################
 # the tool, through the library: one node process for all the cases
-
-my %LOC = (
-    main   => { extras => [qw(x1 x2)],  covers => undef },
-    mp     => { extras => [qw(x1)],     covers => 'method,path' },
-    ba     => { extras => [],           covers => 'body,args' },
-    refund => { extras => [qw(agent)],  covers => undef,
-                action => 'refund' },
-);
-my @LOCS = sort keys %LOC;
 
 sub tool_action {
     my ($c, $loc) = @_;
@@ -605,27 +931,41 @@ sub tool_extras {
     return [ map { $c->{$_} // '' } @{ $LOC{$loc}{extras} } ];
 }
 
-sub location_of {
-    my $path = shift;
-    return 'refund' if $path eq '/tools/refund';
-    return 'mp' if index($path, '/covers-mp/') == 0;
-    return 'ba' if index($path, '/covers-ba/') == 0;
-    return 'main';
+# the header fields as the tool takes them ("Name:value", raw)
+sub tool_headers {
+    my $c = shift;
+    return [ map { "$_->[0]:$_->[1]" } @{ $c->{hdrs} } ];
+}
+
+# the tool's options for a case in a location
+sub tool_opts {
+    my ($c, $loc) = @_;
+    my $l = $LOC{$loc};
+    my %o = (
+        action  => unpack('H*', tool_action($c, $loc)),
+        method  => unpack('H*', $c->{method}),
+        body    => defined $c->{body} ? unpack('H*', $c->{body}) : undef,
+        extras  => [ map { unpack 'H*', $_ } @{ tool_extras($c, $loc) } ],
+        headers => [ map { unpack 'H*', $_ } @{ tool_headers($c) } ],
+        bind    => $l->{bind},
+        covers  => $l->{covers},
+        pathMode => $l->{path_mode} // 'canonical',
+        duplicateArgs => $l->{dup} // 'refuse',
+    );
+    if (defined $c->{url}) {
+        $o{url} = unpack 'H*', $c->{url};
+    } else {
+        $o{target} = unpack 'H*', $c->{target};
+    }
+    return \%o;
 }
 
 my @lines;
 for my $c (@cases) {
-    push @lines, $json->encode({ op => 'norm', url => unpack('H*', $c->{url}) });
-    for my $loc (@LOCS) {
-        push @lines, $json->encode({
-            op      => 'digest',
-            action  => unpack('H*', tool_action($c, $loc)),
-            method  => unpack('H*', $c->{method}),
-            url     => unpack('H*', $c->{url}),
-            body    => defined $c->{body} ? unpack('H*', $c->{body}) : undef,
-            extras  => [ map { unpack 'H*', $_ } @{ tool_extras($c, $loc) } ],
-            covers  => $LOC{$loc}{covers},
-        });
+    push @lines, $json->encode({ op => 'norm',
+                                 target => unpack('H*', $c->{target}) });
+    for my $loc (@{ $SERVER_LOCS{ $c->{host} } }) {
+        push @lines, $json->encode({ op => 'digest', %{ tool_opts($c, $loc) } });
     }
 }
 
@@ -642,25 +982,35 @@ for (const line of readFileSync(0, 'latin1').split('\n')) {
     const j = JSON.parse(line);
     try {
         if (j.op === 'norm') {
-            const { path } = lib.splitTarget(hx(j.url));
+            const { path } = lib.splitTarget(hx(j.target), { wire: true });
             out.push('OK ' + lib.normalizePath(path).toString('hex'));
         } else {
             const o = { action: hx(j.action),
                         method: hx(j.method).toString('latin1'),
-                        url: hx(j.url), extras: j.extras.map(hx) };
+                        extras: j.extras.map(hx), headers: j.headers.map(hx),
+                        bindHeaders: j.bind, pathMode: j.pathMode,
+                        duplicateArgs: j.duplicateArgs };
+            if (j.url !== undefined) {
+                o.url = hx(j.url);
+            } else {
+                o.target = hx(j.target);
+            }
             if (j.body !== null) {
                 o.body = hx(j.body);
             }
             if (j.covers !== null) {
                 o.covers = j.covers;
             }
-            out.push('OK ' + lib.digest(o));
+            const c = lib.canonical(o);
+            out.push('OK ' + lib.digest(c) + ' ' + lib.escapeBytes(c)
+                .replace(/ /g, '\\x20'));
         }
     } catch (e) {
         if (!(e instanceof lib.DigestError)) {
             throw e;
         }
-        out.push('ERR ' + e.message.replace(/\s+/g, ' '));
+        out.push('ERR ' + (e.reason ?? 'usage') + ' '
+                 + e.message.replace(/\s+/g, ' '));
     }
 }
 process.stdout.write(out.join('\n') + '\n');
@@ -675,9 +1025,11 @@ is scalar(@answers), scalar(@lines), 'the library answered every case';
 
 for my $c (@cases) {
     $c->{tool_norm} = shift @answers;
-    $c->{tool}{$_} = shift(@answers) // 'ERR (none)' for @LOCS;
+    $c->{tool}{$_} = shift(@answers) // 'ERR (none)'
+        for @{ $SERVER_LOCS{ $c->{host} } };
     $c->{loc} = $c->{tool_norm} =~ /^OK (\S*)$/
-        ? location_of(pack 'H*', $1) : 'main';
+        ? location_of($c->{host}, pack 'H*', $1)
+        : $SERVER_LOCS{ $c->{host} }[0];
 }
 
 ###########################################################################
@@ -685,14 +1037,18 @@ for my $c (@cases) {
 
 start_nginx();
 
-my %n = (agree => 0, refused => 0, other => 0);
+my %n = (agree => 0, refused => 0, nginx400 => 0, other => 0);
+my %reasons;
 
 for my $i (0 .. $#cases) {
     my $c = $cases[$i];
     my ($status, $h, $body) = ask_nginx(wire($c));
-    my $name = "#$i $c->{method} " . show($c->{target})
-        . ($c->{loc} ne 'main' ? " [$c->{loc}]" : '');
-    my $tool = $c->{tool}{ $c->{loc} };
+    my $name = "#$i $c->{method} $c->{host} " . show($c->{target})
+        . ($c->{loc} !~ /^(main|nmain|kmain|hmain)$/ ? " [$c->{loc}]" : '')
+        . (@{ $c->{hdrs} } ? ' +' . show(join '|', map { "$_->[0]:$_->[1]" }
+                                         @{ $c->{hdrs} }) : '');
+    my $tool = $c->{tool}{ $c->{loc} } // 'ERR (no location)';
+    my ($tool_digest, $tool_c) = $tool =~ /^OK (\S+) (\S*)$/;
     $c->{status} = $status;
 
     if (defined $c->{expect}) {
@@ -718,15 +1074,31 @@ for my $i (0 .. $#cases) {
         }
 
         like $digest // '', qr/^[A-Za-z0-9_-]{43}$/, "$name: 43 base64url";
-        is $tool, 'OK ' . ($digest // '(none)'), "$name: the tool agrees"
-            and $n{agree}++;
+        is $tool_digest // $tool, $digest // '(none)', "$name: the tool agrees"
+            and $n{agree}++
+            or diag "tool's C: " . ($tool_c // '(none)');
 
-    } elsif ($status == 400) {
-        like $tool, qr/^ERR /, "$name: nginx says 400, the tool refuses"
+    } elsif ($status == 400 && $body =~ /^\s*\{/) {
+        my $j = eval { $json->decode($body) } // {};
+        my $reason = $j->{reason} // '(none)';
+        $c->{reason_got} = $reason;
+        $reasons{$reason}++;
+        is $j->{error}, 'approval_bad_request',
+            "$name: 400 approval_bad_request";
+        is $reason, $c->{reason}, "$name: reason $c->{reason}"
+            if defined $c->{reason};
+        my ($tr) = $tool =~ /^ERR (\S+)/;
+        is $tr // "accepts ($tool)", $reason,
+            "$name: the module refuses ($reason), the tool too"
             and $n{refused}++;
 
+    } elsif ($status == 400) {
+        like $tool, qr/^ERR invalid_request /,
+            "$name: nginx itself says 400, so does the tool"
+            and $n{nginx400}++;
+
     } elsif ($status == 503 && $body =~ /"empty_action"/) {
-        like $tool, qr/^ERR /, "$name: empty action, the tool refuses"
+        like $tool, qr/^ERR usage /, "$name: empty action, the tool refuses"
             and $n{refused}++;
 
     } else {
@@ -737,22 +1109,27 @@ for my $i (0 .. $#cases) {
 }
 
 diag "cases: " . scalar(@cases) . " ($hand hand-picked); nginx and the"
-    . " tool agree on $n{agree} digests and refuse $n{refused} requests"
-    . " alike; $n{other} other answers";
+    . " tool agree on $n{agree} digests, on $n{refused} refusals of the"
+    . " module (" . join(', ', map { "$_ $reasons{$_}" } sort keys %reasons)
+    . ") and on $n{nginx400} of nginx; $n{other} other answers";
 
-cmp_ok $n{agree}, '>=', 250, 'most cases got a digest';
+cmp_ok $n{agree}, '>=', 400, 'most cases got a digest';
+cmp_ok $reasons{$_} // 0, '>=', 10, "$_ refusals seen"
+    for qw(noncanonical_path duplicate_arg duplicate_header);
 
 ###########################################################################
-# the worked example, known from tools/DIGEST-EXAMPLE.md
+# the worked example of the README and tools/DIGEST-EXAMPLE.md
 
 {
     my ($ex) = grep { ($_->{group} // '') eq 'example' } @cases;
-    my $c = join '', map { ns($_) } 'ngx-ciba-digest/1',
+    my $c = join '', map { ns($_) } 'ngx-ciba-digest/2',
         'method,path,args,body', 'refund', 'POST', '/tools/refund', '2',
-        'amount=30', 'order=A17', sha256_hex($ex_body), '1', 'agent-7';
-    is b64url($c), 'Dx-ECfVvYpGoYMIM1sJePh24VBCEAeOWj499Epx_Xqc',
+        'amount=30', 'order=A17', sha256_hex($ex_body), '1', 'agent-7',
+        '1', 'x-agent-id', '1', 'agent-7';
+    is length($c), 221, 'the worked example: C is 221 bytes';
+    is b64url($c), 'jf_GfV_YmfCjjbjwrPySqKZ_ID4za3ntE-TCYUA_rjM',
         'the worked example, computed here';
-    is $ex->{digest}, 'Dx-ECfVvYpGoYMIM1sJePh24VBCEAeOWj499Epx_Xqc',
+    is $ex->{digest}, 'jf_GfV_YmfCjjbjwrPySqKZ_ID4za3ntE-TCYUA_rjM',
         'the worked example, from nginx';
 }
 
@@ -770,7 +1147,9 @@ cmp_ok $n{agree}, '>=', 250, 'most cases got a digest';
         my $b = $base{ $c->{group} };
         my $name = "$c->{group}: #$i $c->{method} " . show($c->{target})
             . ' body ' . show($c->{body}) . ' action ' . show($c->{action})
-            . ' extras ' . show($c->{x1}) . '/' . show($c->{x2});
+            . ' extras ' . show($c->{x1}) . '/' . show($c->{x2})
+            . ' headers ' . show(join '|', map { "$_->[0]:$_->[1]" }
+                                 @{ $c->{hdrs} });
         ok defined($b) && defined($c->{digest}), "$name: has a digest"
             or next;
         if ($c->{role} eq 'same') {
@@ -806,14 +1185,19 @@ sub run_tool {
     return ($? >> 8, slurp("$dir/tool.out"), slurp("$dir/tool.err"));
 }
 
+my %EXIT = (noncanonical_path => 3, duplicate_arg => 4,
+            duplicate_header => 5);
+
 {
     # the command line takes its arguments as UTF-8 text (node decodes
-    # argv), so only cases whose action, extras and URL are UTF-8, and
-    # never a NUL byte, can be given to it
+    # argv), so only cases whose action, extras, URL and headers are UTF-8,
+    # and never a NUL byte, can be given to it; it takes a URL, so a raw
+    # "#" on the wire cannot be said
     my $ok = sub {
         my $c = shift;
-        for my $v (tool_action($c, $c->{loc}), $c->{url},
-                   @{ tool_extras($c, $c->{loc}) })
+        return 0 if !defined $c->{url} && $c->{target} =~ /#/;
+        for my $v (tool_action($c, $c->{loc}), $c->{url} // $c->{target},
+                   @{ tool_extras($c, $c->{loc}) }, @{ tool_headers($c) })
         {
             return 0 if $v =~ /\x00/ || !is_utf8_bytes($v);
         }
@@ -821,61 +1205,86 @@ sub run_tool {
     };
 
     my @pick;
-    my ($good, $bad) = (0, 0);
+    my %got;
     for my $i (0 .. $#cases) {
         my $c = $cases[$i];
         next unless $ok->($c);
-        if ($c->{status} == 401 && $i % 9 == 0 && $good < 60)
-        {
-            push @pick, $i;
-            $good++;
-        } elsif ($c->{status} != 401 && $bad < 15) {
-            push @pick, $i;
-            $bad++;
-        }
+        my $kind = $c->{status} == 401 ? 'ok'
+            : $c->{reason_got} ? $c->{reason_got} : 'other';
+        my $max = $kind eq 'ok' ? 60 : 12;
+        next if $kind eq 'ok' && $i % 7;
+        next if ($got{$kind} // 0) >= $max;
+        $got{$kind}++;
+        push @pick, $i;
     }
 
-    cmp_ok scalar(@pick), '>=', 30, 'the command runs for 30 cases or more';
+    cmp_ok scalar(@pick), '>=', 60, 'the command runs for 60 cases or more';
 
     for my $i (@pick) {
         my $c = $cases[$i];
         my $loc = $c->{loc};
+        my $l = $LOC{$loc};
         my @args = ('--action', tool_action($c, $loc),
-                    '--method', $c->{method}, '--url', $c->{url});
+                    '--method', $c->{method},
+                    '--url', $c->{url} // $c->{target});
         if (defined $c->{body}) {
             spew("$dir/body-$i", $c->{body});
             push @args, '--body-file', "$dir/body-$i";
         }
         push @args, map { ('--extra', $_) } @{ tool_extras($c, $loc) };
-        push @args, '--covers', $LOC{$loc}{covers} if $LOC{$loc}{covers};
+        push @args, map { ('--bind-header', $_) } @{ $l->{bind} };
+        push @args, map { ('--header', $_) } @{ tool_headers($c) };
+        push @args, '--covers', $l->{covers} if $l->{covers};
+        push @args, '--path-mode', $l->{path_mode} if $l->{path_mode};
+        push @args, '--duplicate-args', $l->{dup} if $l->{dup};
 
         my ($rc, $out, $err) = run_tool(@args);
-        my $name = "cli #$i $c->{method} " . show($c->{target});
+        my $name = "cli #$i $c->{method} $c->{host} " . show($c->{target});
 
         if ($c->{status} == 401) {
             is $rc, 0, "$name: exit 0" or diag $err;
             is $out, "$c->{digest}\n", "$name: the digest nginx computed";
+        } elsif ($c->{reason_got}) {
+            is $rc, $EXIT{ $c->{reason_got} } // -1,
+                "$name: exit status of $c->{reason_got}" or diag $err;
+            is $out, '', "$name: nothing on stdout";
         } else {
             is $rc, 2, "$name: exit 2 where nginx answers $c->{status}";
             is $out, '', "$name: nothing on stdout";
         }
     }
 
+    # --json, for a digest and for a refusal
+    my ($c) = grep { ($_->{group} // '') eq 'example' } @cases;
+    my ($rc, $out) = run_tool('--action', 'refund', '--method', 'POST',
+        '--url', $c->{url}, '--body', $ex_body, '--extra', 'agent-7',
+        '--bind-header', 'X-Agent-Id', '--header', 'X-Agent-Id: agent-7',
+        '--json');
+    my $j = eval { $json->decode($out) } // {};
+    is $rc, 0, 'cli --json: exit 0';
+    is $j->{digest}, $c->{digest}, 'cli --json: the digest nginx computed';
+    is $j->{length}, 221, 'cli --json: the length of C';
+
+    ($rc, $out) = run_tool('--action', 'refund', '--url',
+        '/tools/refund?amount=30&amount=3000', '--json');
+    $j = eval { $json->decode($out) } // {};
+    is $rc, 4, 'cli --json: a refusal keeps its exit status';
+    is $j->{reason}, 'duplicate_arg', 'cli --json: and says its reason';
+
     # a byte that is not UTF-8 cannot go through argv (node turns it into
     # U+FFFD): the command must refuse rather than print another digest
-    {
-        my ($c) = grep { $_->{target} eq "/args?z=\xff" } @cases;
-        my ($rc, $out) = run_tool('--action', 'refund', '--method', 'GET',
-            '--url', $c->{url}, '--extra', 'agent-7', '--extra', 'second');
-        is $rc, 2, 'cli: a raw 0xff in the query is refused';
-        is $out, '', 'cli: no digest printed for it';
-    }
+    ($rc, $out) = run_tool('--action', 'refund', '--method', 'GET',
+        '--url', "/args?z=\xff", '--extra', 'agent-7', '--extra', 'second',
+        '--bind-header', 'X-Agent-Id', '--bind-header', 'X-Tag:repeated');
+    is $rc, 2, 'cli: a raw 0xff in the query is refused';
+    is $out, '', 'cli: no digest printed for it';
 
     # an empty --extra is an extra value, as an absent header is for nginx
-    my ($c) = grep { $_->{target} eq '/ext' && !defined $_->{x1}
-                     && !defined $_->{x2} } @cases;
-    my ($rc, $out) = run_tool('--action', 'refund', '--method', 'GET',
-        '--url', '/ext', '--extra', '', '--extra=');
+    ($c) = grep { $_->{target} eq '/ext' && !defined $_->{x1}
+                  && !defined $_->{x2} } @cases;
+    ($rc, $out) = run_tool('--action', 'refund', '--method', 'GET',
+        '--url', '/ext', '--extra', '', '--extra=', '--bind-header',
+        'X-Agent-Id', '--bind-header=X-Tag:repeated');
     is $rc, 0, 'cli: empty --extra values are taken';
     is $out, "$c->{digest}\n",
         'cli: two empty extras are the absent headers for nginx';

@@ -30,9 +30,10 @@
  *            headers: [['X-Agent-Id', 'agent-7']] })
  *
  * A refusal throws DigestError; its "reason" is the module's reason
- * ("noncanonical_path", "duplicate_arg", "duplicate_header") when the
- * module would answer 400 approval_bad_request, "invalid_request" when
- * nginx itself answers 400, and undefined for bad input.
+ * ("noncanonical_path", "duplicate_arg", "duplicate_header", "not_utf8")
+ * when the module would answer 400 approval_bad_request, "invalid_request"
+ * when nginx itself answers 400, and undefined for bad input.  The checks
+ * hold whatever the covered parts, in that order.
  *
  * Only node built-ins are used (node:crypto, node:fs).
  */
@@ -49,7 +50,7 @@ export const DUPLICATE_ARGS = Object.freeze(['refuse', 'keep']);
 
 /* the module's refusals, in the order they are checked */
 export const REASONS = Object.freeze(['noncanonical_path', 'duplicate_arg',
-                                      'duplicate_header']);
+                                      'duplicate_header', 'not_utf8']);
 
 /* exit status of the command for each kind of refusal */
 export const EXIT_STATUS = Object.freeze({
@@ -58,6 +59,7 @@ export const EXIT_STATUS = Object.freeze({
     noncanonical_path: 3,
     duplicate_arg: 4,
     duplicate_header: 5,
+    not_utf8: 6,
 });
 
 
@@ -133,7 +135,10 @@ function checkRawTargetBytes(b, what) {
  * sees them.  Accepts an absolute URL ("https://host:8443/p?q") or an
  * origin-form target ("/p?q").  Returns
  * { path: Buffer, query: Buffer | null } (query null when there is no "?").
- * An empty path (as in "https://host?q") is "/", what a client sends.
+ * A URL with an empty path ("https://host?q") has the path "/", what a
+ * client sends.  A wire target in absolute form without a path is "/"
+ * when nothing follows ("http://host"), as nginx has it, but has an empty
+ * path, not canonical, when a query follows ("http://host?q").
  *
  * opts.wire false (the default): the input is a URL; a "#" fragment is
  * never sent, so it is dropped.
@@ -183,7 +188,7 @@ export function splitTarget(url, opts = {}) {
     if (query !== null) {
         checkRawTargetBytes(query, 'the query string');
     }
-    if (path.length === 0) {
+    if (path.length === 0 && (!wire || query === null)) {
         path = Buffer.from('/');
     }
 
@@ -645,7 +650,17 @@ function netstring(x) {
     return Buffer.concat([Buffer.from(`${b.length}:`), b, Buffer.from(',')]);
 }
 
-const METHOD_RE = /^[A-Z_-]+$/;     /* what nginx 1.22 accepts as a method */
+const METHOD_RE = /^[A-Z_-]+$/;
+
+/* valid UTF-8 (RFC 3629: no overlong forms, no surrogates) */
+function isUtf8(b) {
+    try {
+        new TextDecoder('utf-8', { fatal: true }).decode(b);
+        return true;
+    } catch {
+        return false;
+    }
+}     /* what nginx 1.22 accepts as a method */
 
 function oneOf(value, allowed, what, dflt) {
     if (value === undefined || value === null) {
@@ -726,25 +741,23 @@ export function inspect(opts) {
         throw new DigestError('the path is covered but no URL or path '
             + 'is given');
     }
+    /* the checks hold whatever the covered parts */
     if (path !== null) {
-        /* what nginx refuses, it refuses whatever is covered */
-        const uri = normalizePath(path);
-        if (covers.includes('path')) {
-            if (pathMode === 'normalize') {
-                r.path = uri;
-            } else {
-                r.path = path.length === 0 ? Buffer.from('/') : path;
-                const why = noncanonicalPath(r.path);
-                if (why !== null) {
-                    refuse('noncanonical_path', `the path is not canonical: `
-                        + `${why} (or use ciba_path normalize: `
-                        + '--path-mode normalize)');
-                }
+        const uri = normalizePath(path);        /* where nginx says 400 */
+        if (pathMode === 'canonical') {
+            const why = noncanonicalPath(path);
+            if (why !== null) {
+                refuse('noncanonical_path', `the path is not canonical: `
+                    + `${why} (or use ciba_path normalize: `
+                    + '--path-mode normalize)');
             }
+        }
+        if (covers.includes('path')) {
+            r.path = pathMode === 'normalize' ? uri : path;
         }
     }
 
-    if (covers.includes('args')) {
+    {
         const pieces = argPieces(query);
         if (dupArgs === 'refuse') {
             const d = duplicateArg(pieces);
@@ -756,7 +769,9 @@ export function inspect(opts) {
                     + 'keep: --duplicate-args keep)');
             }
         }
-        r.args = sortArgs(pieces);
+        if (covers.includes('args')) {
+            r.args = sortArgs(pieces);
+        }
     }
 
     if (covers.includes('body')) {
@@ -796,6 +811,11 @@ export function inspect(opts) {
     });
     r.unbound = [...new Set(fields.map((f) => f.name.toLowerCase()))]
         .filter((n) => !r.headers.some((h) => h.name === n));
+
+    if (!isUtf8(r.action)) {
+        refuse('not_utf8', 'the action name is not valid UTF-8, and cannot '
+            + 'be sent to the authorization server');
+    }
 
     return r;
 }
@@ -944,6 +964,10 @@ Options also take the --opt=VALUE form.  Exit status:
      with the same name (decoded, case-insensitive)
   5  the module refuses it (400, reason duplicate_header): two fields of
      a bound header that is not :repeated
+  6  the module refuses it (400, reason not_utf8): an action name that is
+     not valid UTF-8
+These checks hold whatever --covers says; when several fail, the first
+in this order is given.
 `;
 
 function parseArgs(argv) {

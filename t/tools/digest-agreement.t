@@ -545,8 +545,9 @@ for my $t ('/a?b=1', '/a/b?x&y', '/', '/?q', '/%25/x?%zz', '/covers-mp/a?z',
     case(target => $t, url => "https://other.example:8443$t#frag",
          method => 'POST', body => 'b');
 }
-case(target => 'http://tools.example', url => 'https://tools.example');
-case(target => 'http://tools.example?x=1', url => 'https://tools.example?x=1');
+case(target => 'http://tools.example');
+case(target => 'http://tools.example?x=1', reason => 'noncanonical_path');
+case(target => 'http://norm.example?x=1', host => 'norm.example');
 case(target => '/a?b=1', url => 'https://tools.example/a?b=1#x&y');
 case(target => 'http://norm.example/a/../b?x', host => 'norm.example');
 
@@ -837,7 +838,7 @@ case(target => '/tools/refund?order=A17&amount=30', method => 'POST',
     case(%mp, role => 'base');
     case(%mp, role => 'same', body => 'two');
     case(%mp, role => 'same', target => '/covers-mp/inv?a=2&z');
-    case(%mp, role => 'same', target => '/covers-mp/inv?a=2&a=3');
+    case(%mp, role => 'same', target => '/covers-mp/inv?b=2&a=3');
     case(%mp, role => 'same', target => '/covers-mp/inv');
     case(%mp, role => 'same', x2 => 'other');   # not configured there
     case(%mp, role => 'same', hdrs => [ hf('X-Agent-Id', 'a') ]);
@@ -1116,6 +1117,7 @@ diag "cases: " . scalar(@cases) . " ($hand hand-picked); nginx and the"
 cmp_ok $n{agree}, '>=', 400, 'most cases got a digest';
 cmp_ok $reasons{$_} // 0, '>=', 10, "$_ refusals seen"
     for qw(noncanonical_path duplicate_arg duplicate_header);
+cmp_ok $reasons{not_utf8} // 0, '>=', 1, 'not_utf8 refusals seen';
 
 ###########################################################################
 # the worked example of the README and tools/DIGEST-EXAMPLE.md
@@ -1186,7 +1188,7 @@ sub run_tool {
 }
 
 my %EXIT = (noncanonical_path => 3, duplicate_arg => 4,
-            duplicate_header => 5);
+            duplicate_header => 5, not_utf8 => 6);
 
 {
     # the command line takes its arguments as UTF-8 text (node decodes
@@ -1196,6 +1198,7 @@ my %EXIT = (noncanonical_path => 3, duplicate_arg => 4,
     my $ok = sub {
         my $c = shift;
         return 0 if !defined $c->{url} && $c->{target} =~ /#/;
+        return 0 if !defined $c->{url} && $c->{target} =~ m{^http://[^/]*$};
         for my $v (tool_action($c, $c->{loc}), $c->{url} // $c->{target},
                    @{ tool_extras($c, $c->{loc}) }, @{ tool_headers($c) })
         {

@@ -488,13 +488,13 @@ my @cases = (
       { action => 'a', method => 'GET', url => '/p?b&a',
         covers => 'method,path,args' },
       "${V2}16:method,path,args,1:a,3:GET,2:/p,1:2,1:a,1:b,1:0,1:0," ],
-    [ 'covers: no path, so a path that is not canonical is not refused',
-      { action => 'a', method => 'GET', url => '/a//b/%2F',
-        covers => 'method,args' },
+    [ 'normalize: the path is not checked for canonical form',
+      { action => 'a', method => 'GET', url => '/a//b/%2F/%41',
+        covers => 'method,args', pathMode => 'normalize' },
       "${V2}11:method,args,1:a,3:GET,1:0,1:0,1:0," ],
-    [ 'covers: no args, so repeated names are not refused',
+    [ 'keep: repeated names are not refused, even when not covered',
       { action => 'a', method => 'GET', url => '/p?a=1&a=2',
-        covers => 'method,path' },
+        covers => 'method,path', duplicateArgs => 'keep' },
       "${V2}11:method,path,1:a,3:GET,2:/p,1:0,1:0," ],
 
     [ 'extras: in order, bytes as given, empty ones kept',
@@ -599,6 +599,10 @@ my @bad = (
         '/a[b]', '/a|b'),
     [ 'noncanonical_path', 'wire target with a raw "#"', { action => 'a',
       method => 'GET', target => '/a#b' } ],
+    [ 'noncanonical_path', 'wire target in absolute form without a path', {
+      action => 'a', method => 'GET', target => 'http://h?x=1' } ],
+    [ 'noncanonical_path', 'even when the path is not covered', {
+      action => 'a', method => 'GET', url => '/a//b', covers => 'args' } ],
     [ 'noncanonical_path', 'before the args are looked at', { action => 'a',
       method => 'GET', url => '/a//b?a=1&a=2' } ],
 
@@ -607,6 +611,9 @@ my @bad = (
         'a=1&a=2', 'a=1&a=1', 'amount=30&amount=3000', 'AMOUNT=1&amount=5000',
         'amount=1&%61mount=2', 'a=1&%41=2', 'a+b&a%20b', 'a%2b&a%2B=1',
         '=1&=2', 'x&x', 'x&x=', '%zz&%ZZ', '%C3%A9=1&%c3%a9'),
+    [ 'duplicate_arg', 'even when the args are not covered', {
+      action => 'a', method => 'GET', url => '/p?a&A',
+      covers => 'method,path,body' } ],
     [ 'duplicate_arg', 'before the headers are looked at', { action => 'a',
       method => 'GET', url => '/p?a&a', bindHeaders => [ 'X-A' ],
       headers => [ 'X-A: 1', 'X-A: 2' ] } ],
@@ -617,6 +624,13 @@ my @bad = (
     [ 'duplicate_header', 'two empty fields', { action => 'a',
       method => 'GET', url => '/', bindHeaders => [ 'X-Tag:repeated',
       'X-A' ], headers => [ 'X-A:', 'X-A:' ] } ],
+    [ 'duplicate_header', 'before the action is looked at', {
+      action => "\xff", method => 'GET', url => '/',
+      bindHeaders => [ 'X-A' ], headers => [ 'X-A:', 'X-A:' ] } ],
+
+    (map { [ 'not_utf8', 'action ' . esc($_), { action => $_,
+             method => 'GET', url => '/' } ] }
+        "\xff", "r\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"),
 );
 
 sub to_json_case {
@@ -841,6 +855,10 @@ is b64url($ex_c), 'jf_GfV_YmfCjjbjwrPySqKZ_ID4za3ntE-TCYUA_rjM',
         [ 5, 'a bound header twice', '--action', 'a', '--url', '/t',
           '--bind-header', 'X-A', '--header', 'X-A: 1', '--header',
           'x-a: 1' ],
+        [ 3, '"//" in the path, the path not covered', '--action', 'a',
+          '--url', '/a//b', '--covers', 'body' ],
+        [ 4, 'amount twice, the args not covered', '--action', 'a',
+          '--url', '/t?amount=1&amount=2', '--covers', 'path' ],
     );
     for my $e (@errors) {
         my ($want, $name, @args) = @$e;

@@ -1998,3 +1998,44 @@ Expect: 100-continue
 --- response_body_like: "reason":"duplicate_arg"
 --- no_error_log
 /backend
+
+
+
+=== TEST 66a: ciba_path canonical: a rewrite in the location changes neither the path nor the args the digest covers (the request line's)
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        rewrite ^ /t/other?z=9 break;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x?a=1
+{"amount":5}
+--- mint
+{ path => '/t/x', args => 'a=1' }
+--- response_body
+upstream ran POST
+--- error_log eval
+[ main::decision_line('approved', 'token_valid', path => '/t/x', args => 'a=1') ]
+
+
+
+=== TEST 66b: ciba_path normalize: the digest covers $uri and $args after the rewrite
+--- config
+    location /t/ {
+        ciba on;
+        ciba_action refund;
+        ciba_path normalize;
+        rewrite ^ /t/other?z=9 break;
+        proxy_pass http://127.0.0.1:$server_port/backend;
+    }
+--- request
+POST /t/x?a=1
+{"amount":5}
+--- mint
+{ path => '/t/other', args => 'z=9&a=1', uri => 1 }
+--- response_body
+upstream ran POST
+--- error_log eval
+[ main::decision_line('approved', 'token_valid', path => '/t/other', args => 'z=9&a=1', uri => 1) ]

@@ -531,7 +531,8 @@ ngx_http_ciba_keep_tokens(ngx_http_request_t *sr, ngx_http_ciba_ctx_t *ctx)
     token.len = json_string_length(v);
 
     if (ngx_http_ciba_pushed_put(cmcf->shm_zone, &ctx->handle.auth_req_id,
-                                 &token, ctx->handle.expire, sr->connection->log)
+                                 &token, ctx->handle.expire,
+                                 sr->connection->log)
         != NGX_OK)
     {
         ngx_log_error(NGX_LOG_ERR, sr->connection->log, 0,

@@ -17,6 +17,7 @@
 
 #include <jwt.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 
 
 /* the parts of a request the action digest may cover */
@@ -62,6 +63,9 @@
 #define NGX_HTTP_CIBA_ALG_HS384      0x0800
 #define NGX_HTTP_CIBA_ALG_HS512      0x1000
 
+/* the number of algorithms, one bit each */
+#define NGX_HTTP_CIBA_NALGS          13
+
 #define NGX_HTTP_CIBA_ALG_RSA        0x01f8
 #define NGX_HTTP_CIBA_ALG_HMAC       0x1c00
 #define NGX_HTTP_CIBA_ALG_ASYMMETRIC 0x03ff
@@ -74,12 +78,27 @@ typedef struct {
 } ngx_http_ciba_alg_t;
 
 
+/*
+ * What verifies a key's signatures, prepared once at configuration time
+ * (ngx_http_ciba_verify.c); indexed by algorithm, in the order of the
+ * algorithm bits
+ */
+typedef struct {
+    EVP_PKEY                   *pkey;       /* RSA, EC, Ed25519 */
+    u_char                     *secret;     /* HMAC */
+    size_t                      secret_len;
+    EVP_MD                     *md[NGX_HTTP_CIBA_NALGS];
+    EVP_PKEY_CTX               *ctx[NGX_HTTP_CIBA_NALGS];
+} ngx_http_ciba_verifier_t;
+
+
 /* a verification key, ready to use */
 typedef struct {
     ngx_str_t                   kid;
     const jwk_item_t           *jwk;
     ngx_uint_t                  algs;       /* what the key can verify */
     ngx_str_t                   source;     /* file name, for logs */
+    ngx_http_ciba_verifier_t   *verifier;
 } ngx_http_ciba_key_t;
 
 
@@ -206,6 +225,8 @@ typedef struct {
     time_t                      iat;
     ngx_http_ciba_key_t        *key;
     ngx_http_ciba_alg_t        *algorithm;  /* the pinned one */
+    ngx_str_t                   input;      /* header "." payload */
+    ngx_str_t                   signature;  /* base64url, as sent */
     u_char                      record[32];  /* SHA-256(iss NUL jti) */
 } ngx_http_ciba_token_t;
 
@@ -363,6 +384,12 @@ ngx_int_t ngx_http_ciba_id_token_check(ngx_http_request_t *r,
 ngx_int_t ngx_http_ciba_token_check(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags);
+
+/* ngx_http_ciba_verify.c */
+ngx_int_t ngx_http_ciba_verifier_create(ngx_conf_t *cf,
+    ngx_http_ciba_key_t *key, const jwk_item_t *item, ngx_str_t *name);
+ngx_int_t ngx_http_ciba_verify(ngx_http_request_t *r,
+    ngx_http_ciba_token_t *tok);
 
 /* ngx_http_ciba_handle.c */
 ngx_int_t ngx_http_ciba_handle_seal(ngx_http_request_t *r, u_char *key,

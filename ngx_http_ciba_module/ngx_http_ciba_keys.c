@@ -391,8 +391,9 @@ ngx_http_ciba_add_key(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf,
     key->jwk = item;
     key->algs = algs;
     key->source = *name;
+    key->verifier = NULL;
 
-    return NGX_OK;
+    return ngx_http_ciba_verifier_create(cf, key, item, name);
 }
 
 

@@ -44,9 +44,6 @@ static ngx_int_t ngx_http_ciba_check_claims(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
     ngx_http_ciba_ctx_t *ctx, json_t *pl);
 static ngx_int_t ngx_http_ciba_typ_eq(ngx_str_t *want, ngx_str_t *got);
-static ngx_int_t ngx_http_ciba_verify(ngx_http_request_t *r,
-    ngx_str_t *raw, ngx_http_ciba_token_t *tok);
-static int ngx_http_ciba_jwt_callback(jwt_t *jwt, jwt_config_t *config);
 
 
 static const u_char  ngx_http_ciba_b64url[256] = {
@@ -126,6 +123,13 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                     "malformed_token");
     }
+
+    /* what the signature covers, and the signature: verified last */
+
+    tok->input.data = raw->data;
+    tok->input.len = dot[1] - raw->data;
+    tok->signature.data = dot[1] + 1;
+    tok->signature.len = last - dot[1] - 1;
 
     hdr = ngx_http_ciba_decode_part(r, raw->data, dot[0] - raw->data);
 
@@ -221,7 +225,7 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
 
 verify:
 
-    rc = ngx_http_ciba_verify(r, raw, tok);
+    rc = ngx_http_ciba_verify(r, tok);
     if (rc != NGX_OK) {
         return (rc == NGX_DECLINED)
                ? ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
@@ -792,88 +796,6 @@ ngx_http_ciba_typ_eq(ngx_str_t *want, ngx_str_t *got)
 
 
 /*
- * The signature, by libjwt with the key and algorithm chosen above.  The
- * checker is per request: configuration is never written to.  libjwt's
- * own claim checks are off; the claims were checked above, strictly.
- */
-
-static ngx_int_t
-ngx_http_ciba_verify(ngx_http_request_t *r, ngx_str_t *raw,
-    ngx_http_ciba_token_t *tok)
-{
-    u_char               *token;
-    ngx_int_t             rc;
-    jwt_checker_t        *checker;
-    ngx_http_ciba_alg_t  *alg;
-
-    token = ngx_pnalloc(r->pool, raw->len + 1);
-    if (token == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(token, raw->data, raw->len);
-    token[raw->len] = '\0';
-
-    /* the algorithm the header check pinned, not looked up again */
-    alg = tok->algorithm;
-
-    checker = jwt_checker_new();
-    if (checker == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "ciba: jwt_checker_new() failed");
-        return NGX_ERROR;
-    }
-
-    rc = NGX_ERROR;
-
-    if (jwt_checker_time_leeway(checker, JWT_CLAIM_EXP, -1) != 0
-        || jwt_checker_time_leeway(checker, JWT_CLAIM_NBF, -1) != 0
-        || jwt_checker_setcb(checker, ngx_http_ciba_jwt_callback, alg) != 0
-        || jwt_checker_setkey(checker, alg->jwt_alg, tok->key->jwk) != 0)
-    {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "ciba: setting up the token checker failed: %s",
-                      jwt_checker_error_msg(checker));
-        goto done;
-    }
-
-    if (jwt_checker_verify(checker, (char *) token) != 0) {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "ciba: token not verified: %s",
-                       jwt_checker_error_msg(checker));
-        rc = NGX_DECLINED;
-        goto done;
-    }
-
-    rc = NGX_OK;
-
-done:
-
-    jwt_checker_free(checker);
-
-    return rc;
-}
-
-
-/*
- * libjwt parses the token again; the algorithm it read must be the one
- * this module read and pinned, or the token is refused.
- */
-
-static int
-ngx_http_ciba_jwt_callback(jwt_t *jwt, jwt_config_t *config)
-{
-    ngx_http_ciba_alg_t  *alg = config->ctx;
-
-    if (jwt_get_alg(jwt) != alg->jwt_alg || config->alg != alg->jwt_alg) {
-        return 1;
-    }
-
-    return 0;
-}
-
-
-/*
  * A pushed id_token (CIBA push mode): signed by a configured key, issued
  * by the issuer for this client, not expired, for this auth_req_id, and
  * with an at_hash of the access token pushed with it.  NGX_OK, or
@@ -1015,7 +937,7 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    rc = ngx_http_ciba_verify(r, id_token, &tok);
+    rc = ngx_http_ciba_verify(r, &tok);
 
     if (rc == NGX_DECLINED) {
         *reason = "id_token_bad_signature";

@@ -139,6 +139,13 @@ typedef struct {
 } ngx_http_ciba_header_t;
 
 
+/* a walk over the fields of one request header */
+typedef struct {
+    ngx_list_part_t            *part;       /* NULL: not started */
+    ngx_uint_t                  i;
+} ngx_http_ciba_header_iter_t;
+
+
 /* ciba_authorization_detail */
 typedef struct {
     ngx_str_t                   name;
@@ -349,6 +356,8 @@ ngx_http_ciba_secs_until(int64_t when)
 
 /* ngx_http_ciba_module.c */
 ngx_http_ciba_ctx_t *ngx_http_ciba_get_ctx(ngx_http_request_t *r);
+ngx_table_elt_t *ngx_http_ciba_next_header(ngx_http_request_t *r,
+    ngx_str_t *name, ngx_http_ciba_header_iter_t *it);
 
 /* ngx_http_ciba_digest.c */
 ngx_int_t ngx_http_ciba_request_check(ngx_http_request_t *r,

@@ -36,6 +36,8 @@ static ngx_int_t ngx_http_ciba_consume_areq(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
 static void ngx_http_ciba_mark_refused(ngx_http_request_t *r,
     ngx_http_ciba_ctx_t *ctx);
+static ngx_int_t ngx_http_ciba_areq_record(ngx_http_ciba_ctx_t *ctx,
+    u_char *record);
 static ngx_int_t ngx_http_ciba_tokens(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *token);
@@ -314,7 +316,7 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     int64_t                     next;
     u_char                      record[32];
     ngx_int_t                   rc;
-    ngx_str_t                   prefix, token;
+    ngx_str_t                   token;
     ngx_http_ciba_pending_t     p;
     ngx_http_ciba_main_conf_t  *cmcf;
 
@@ -330,11 +332,7 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
 
     /* an approval used already is refused here, without asking the AS */
 
-    ngx_str_set(&prefix, "urn:ngx-ciba:auth_req_id");
-
-    if (ngx_http_ciba_store_key(&prefix, &ctx->handle.auth_req_id, record)
-        != NGX_OK)
-    {
+    if (ngx_http_ciba_areq_record(ctx, record) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -734,16 +732,11 @@ ngx_http_ciba_consume_areq(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
 {
     u_char                      record[32];
-    ngx_str_t                   prefix;
     ngx_http_ciba_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
-    ngx_str_set(&prefix, "urn:ngx-ciba:auth_req_id");
-
-    if (ngx_http_ciba_store_key(&prefix, &ctx->handle.auth_req_id, record)
-        != NGX_OK)
-    {
+    if (ngx_http_ciba_areq_record(ctx, record) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -759,18 +752,26 @@ static void
 ngx_http_ciba_mark_refused(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
 {
     u_char                      record[32];
-    ngx_str_t                   prefix;
     ngx_http_ciba_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
-    ngx_str_set(&prefix, "urn:ngx-ciba:auth_req_id");
-
-    if (ngx_http_ciba_store_key(&prefix, &ctx->handle.auth_req_id, record)
-        == NGX_OK)
-    {
+    if (ngx_http_ciba_areq_record(ctx, record) == NGX_OK) {
         ngx_http_ciba_store_refused(cmcf->shm_zone, record);
     }
+}
+
+
+/* the key of the single-use record of this approval's auth_req_id */
+
+static ngx_int_t
+ngx_http_ciba_areq_record(ngx_http_ciba_ctx_t *ctx, u_char *record)
+{
+    ngx_str_t  prefix;
+
+    ngx_str_set(&prefix, "urn:ngx-ciba:auth_req_id");
+
+    return ngx_http_ciba_store_key(&prefix, &ctx->handle.auth_req_id, record);
 }
 
 

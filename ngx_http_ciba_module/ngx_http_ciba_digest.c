@@ -489,10 +489,9 @@ static ngx_int_t
 ngx_http_ciba_headers_check(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
 {
-    ngx_uint_t               i, j, n;
-    ngx_list_part_t         *part;
-    ngx_table_elt_t         *h;
-    ngx_http_ciba_header_t  *bound;
+    ngx_uint_t                    j, n;
+    ngx_http_ciba_header_t       *bound;
+    ngx_http_ciba_header_iter_t   it;
 
     if (clcf->headers == NULL) {
         return NGX_OK;
@@ -507,28 +506,10 @@ ngx_http_ciba_headers_check(ngx_http_request_t *r,
         }
 
         n = 0;
-        part = &r->headers_in.headers.part;
-        h = part->elts;
+        it.part = NULL;
 
-        for (i = 0; /* void */; i++) {
-
-            if (i >= part->nelts) {
-                if (part->next == NULL) {
-                    break;
-                }
-
-                part = part->next;
-                h = part->elts;
-                i = 0;
-            }
-
-            if (h[i].key.len == bound[j].name.len
-                && ngx_strncasecmp(h[i].key.data, bound[j].name.data,
-                                   bound[j].name.len)
-                   == 0)
-            {
-                n++;
-            }
+        while (ngx_http_ciba_next_header(r, &bound[j].name, &it)) {
+            n++;
         }
 
         if (n > 1) {
@@ -721,10 +702,10 @@ static ngx_int_t
 ngx_http_ciba_digest_headers(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *clcf, EVP_MD_CTX *md)
 {
-    ngx_uint_t               i, j, n, pass;
-    ngx_list_part_t         *part;
-    ngx_table_elt_t         *h;
-    ngx_http_ciba_header_t  *bound;
+    ngx_uint_t                    j, n;
+    ngx_table_elt_t              *h;
+    ngx_http_ciba_header_t       *bound;
+    ngx_http_ciba_header_iter_t   it;
 
     if (clcf->headers == NULL) {
         return ngx_http_ciba_ns_count(md, 0);
@@ -738,55 +719,26 @@ ngx_http_ciba_digest_headers(ngx_http_request_t *r,
 
     for (j = 0; j < clcf->headers->nelts; j++) {
 
+        n = 0;
+        it.part = NULL;
+
+        while (ngx_http_ciba_next_header(r, &bound[j].name, &it)) {
+            n++;
+        }
+
         if (ngx_http_ciba_ns(md, bound[j].name.data, bound[j].name.len)
-            != NGX_OK)
+            != NGX_OK
+            || ngx_http_ciba_ns_count(md, n) != NGX_OK)
         {
             return NGX_ERROR;
         }
 
-        /* the first pass counts, the second digests the values */
+        it.part = NULL;
 
-        n = 0;
-
-        for (pass = 0; pass < 2; pass++) {
-
-            if (pass == 1 && ngx_http_ciba_ns_count(md, n) != NGX_OK) {
+        while ((h = ngx_http_ciba_next_header(r, &bound[j].name, &it))) {
+            if (ngx_http_ciba_ns(md, h->value.data, h->value.len) != NGX_OK)
+            {
                 return NGX_ERROR;
-            }
-
-            part = &r->headers_in.headers.part;
-            h = part->elts;
-
-            for (i = 0; /* void */; i++) {
-
-                if (i >= part->nelts) {
-                    if (part->next == NULL) {
-                        break;
-                    }
-
-                    part = part->next;
-                    h = part->elts;
-                    i = 0;
-                }
-
-                if (h[i].key.len != bound[j].name.len
-                    || ngx_strncasecmp(h[i].key.data, bound[j].name.data,
-                                       bound[j].name.len)
-                       != 0)
-                {
-                    continue;
-                }
-
-                if (pass == 0) {
-                    n++;
-                    continue;
-                }
-
-                if (ngx_http_ciba_ns(md, h[i].value.data, h[i].value.len)
-                    != NGX_OK)
-                {
-                    return NGX_ERROR;
-                }
             }
         }
     }

@@ -826,40 +826,64 @@ static ngx_int_t
 ngx_http_ciba_find_header(ngx_http_request_t *r, ngx_str_t *name,
     ngx_str_t *value)
 {
-    ngx_uint_t        i, n;
-    ngx_list_part_t  *part;
+    ngx_table_elt_t              *h;
+    ngx_http_ciba_header_iter_t   it;
+
+    it.part = NULL;
+
+    h = ngx_http_ciba_next_header(r, name, &it);
+
+    if (h == NULL) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_ciba_next_header(r, name, &it) != NULL) {
+        return NGX_BUSY;
+    }
+
+    *value = h->value;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The next field of the request header "name" (compared case-
+ * insensitively), in the order of the request; the walk starts with
+ * it->part set to NULL.  NULL: no more.
+ */
+
+ngx_table_elt_t *
+ngx_http_ciba_next_header(ngx_http_request_t *r, ngx_str_t *name,
+    ngx_http_ciba_header_iter_t *it)
+{
     ngx_table_elt_t  *h;
 
-    n = 0;
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    if (it->part == NULL) {
+        it->part = &r->headers_in.headers.part;
+        it->i = 0;
+    }
 
-    for (i = 0; /* void */; i++) {
+    for ( ;; ) {
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
+        if (it->i >= it->part->nelts) {
+            if (it->part->next == NULL) {
+                return NULL;
             }
 
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len != name->len
-            || ngx_strncasecmp(h[i].key.data, name->data, name->len) != 0)
-        {
+            it->part = it->part->next;
+            it->i = 0;
             continue;
         }
 
-        if (n++) {
-            return NGX_BUSY;
+        h = &((ngx_table_elt_t *) it->part->elts)[it->i++];
+
+        if (h->key.len == name->len
+            && ngx_strncasecmp(h->key.data, name->data, name->len) == 0)
+        {
+            return h;
         }
-
-        *value = h[i].value;
     }
-
-    return n ? NGX_OK : NGX_DECLINED;
 }
 
 

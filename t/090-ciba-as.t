@@ -66,7 +66,7 @@ use POSIX ();
 repeat_each(1);
 log_level('info');
 
-our $AS_PORT = 19930;
+our $AS_PORT = MockAS::free_port();
 our $JSON = JSON::PP->new->canonical;
 our $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';   # poll-client:poll-secret
 

@@ -36,7 +36,6 @@ use Test::Nginx::Socket CibaTest::node_ok()
 
 use MockAS;
 use Digest::SHA qw(sha256_hex);
-use IO::Socket::INET ();
 use JSON::PP ();
 
 BEGIN { MockAS::as_check_import() }
@@ -45,12 +44,7 @@ repeat_each(1);
 no_shuffle();
 log_level('info');
 
-# a free port for the mock
-my $probe = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
-                                  LocalPort => 0, ReuseAddr => 1)
-    or die "no free port: $!";
-my $AS_PORT = $probe->sockport;
-close $probe;
+my $AS_PORT = MockAS::free_port();
 
 MockAS::start($AS_PORT);
 $ENV{TEST_NGINX_AS_PORT} = $AS_PORT;

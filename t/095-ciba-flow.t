@@ -62,7 +62,7 @@ use Time::HiRes qw(sleep time);
 use CibaNginx;
 use MockAS;
 
-my $AS_PORT = 19931;
+my $AS_PORT = MockAS::free_port();
 my $ISSUER = "http://127.0.0.1:$AS_PORT";
 my $JSON = JSON::PP->new->canonical;
 

@@ -31,6 +31,7 @@ use warnings;
 use File::Basename qw(dirname);
 use Cwd qw(abs_path);
 use HTTP::Tiny;
+use IO::Socket::INET ();
 use JSON::PP ();
 
 use CibaTest ();
@@ -43,6 +44,17 @@ our $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';
 
 my $Script = abs_path(dirname(__FILE__) . '/../tools/mock-as/mock-as.mjs');
 my $Json = JSON::PP->new->canonical;
+
+# a port free on the loopback now, for a mock that must not clash with
+# another test run on the same machine
+sub free_port {
+    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1',
+                                  LocalPort => 0, ReuseAddr => 1)
+        or die "MockAS: no free port: $!\n";
+    my $port = $s->sockport;
+    close $s;
+    return $port;
+}
 
 sub start {
     my ($port, %o) = @_;

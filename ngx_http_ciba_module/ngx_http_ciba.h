@@ -246,6 +246,9 @@ typedef struct {
 #define NGX_HTTP_CIBA_PENDING_EXPIRED     5
 #define NGX_HTTP_CIBA_PENDING_DONE        6   /* removes the record */
 
+/* how long a token request in flight holds back the next poll, at most */
+#define NGX_HTTP_CIBA_POLL_IN_FLIGHT      60000   /* ms */
+
 /* delivery modes */
 #define NGX_HTTP_CIBA_MODE_POLL           0
 #define NGX_HTTP_CIBA_MODE_PING           1

@@ -694,11 +694,15 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
                                              ctx->pending_key,
                                              NGX_HTTP_CIBA_PENDING_DENIED,
                                              0);
+                return ngx_http_ciba_as_error(r, ctx, json, "token");
             }
         }
     }
 
     if (ctx->as_status != NGX_HTTP_OK || json == NULL) {
+        /* the poll failed: the next one an interval on */
+        ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+                                     NGX_HTTP_CIBA_PENDING_WAITING, 0);
         return ngx_http_ciba_as_error(r, ctx, json, "token");
     }
 
@@ -707,6 +711,8 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
     if (!json_is_string(v) || json_string_length(v) == 0
         || json_string_length(v) > NGX_HTTP_CIBA_TOKEN_MAX)
     {
+        ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+                                     NGX_HTTP_CIBA_PENDING_WAITING, 0);
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ciba: the authorization server's token answer "
                       "lacks an access_token");

@@ -495,35 +495,41 @@ ngx_http_ciba_keep_tokens(ngx_http_request_t *sr, ngx_http_ciba_ctx_t *ctx)
 {
     json_t                     *json, *v;
     ngx_str_t                   token;
+    ngx_uint_t                  slow_down;
     ngx_http_ciba_main_conf_t  *cmcf;
 
     cmcf = ngx_http_get_module_main_conf(sr, ngx_http_ciba_module);
 
     json = ngx_http_ciba_as_json(sr, ctx);
 
-    if (json == NULL) {
-        return;
-    }
-
-    v = json_object_get(json, "error");
+    v = json ? json_object_get(json, "error") : NULL;
 
     if (ctx->as_status == NGX_HTTP_BAD_REQUEST && json_is_string(v)) {
 
         if (ngx_strcmp(json_string_value(v), "access_denied") == 0) {
             ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
                                          NGX_HTTP_CIBA_PENDING_DENIED, 0);
-
-        } else if (ngx_strcmp(json_string_value(v), "expired_token") == 0) {
-            ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
-                                         NGX_HTTP_CIBA_PENDING_EXPIRED, 0);
+            return;
         }
 
-        return;
+        if (ngx_strcmp(json_string_value(v), "expired_token") == 0) {
+            ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+                                         NGX_HTTP_CIBA_PENDING_EXPIRED, 0);
+            return;
+        }
     }
 
-    v = json_object_get(json, "access_token");
+    slow_down = (ctx->as_status == NGX_HTTP_BAD_REQUEST && json_is_string(v)
+                 && ngx_strcmp(json_string_value(v), "slow_down") == 0);
+
+    v = json ? json_object_get(json, "access_token") : NULL;
 
     if (ctx->as_status != NGX_HTTP_OK || !json_is_string(v)) {
+        /* not yet, slow_down or a failure: the next poll an interval on */
+        ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+                                     NGX_HTTP_CIBA_PENDING_WAITING,
+                                     slow_down ? ctx->handle.interval + 5
+                                               : 0);
         return;
     }
 

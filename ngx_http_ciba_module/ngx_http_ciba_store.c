@@ -58,6 +58,7 @@ typedef struct {
 
 typedef struct {
     int64_t                     next_poll;  /* ms since the epoch */
+    int64_t                     in_flight;  /* a poll holds it until then */
     time_t                      interval;
     time_t                      approval_expire;
     u_char                      subject[32];
@@ -1339,6 +1340,7 @@ fill:
     pd = (ngx_http_ciba_pending_data_t *) rec->data;
     pd->approval_expire = p->expire;
     pd->next_poll = p->next_poll;
+    pd->in_flight = 0;
     pd->interval = p->interval;
     pd->mode = (u_char) p->mode;
     pd->handle_len = (u_short) p->handle.len;
@@ -1363,7 +1365,10 @@ fill:
 /*
  * Claims the right to ask the token endpoint now: NGX_OK, and the next
  * poll is due an interval later; NGX_BUSY, not yet (*next says when);
- * NGX_DECLINED, no such pending approval.
+ * NGX_DECLINED, no such pending approval.  A claimed poll holds the
+ * approval until its answer comes (ngx_http_ciba_pending_update()), or
+ * for NGX_HTTP_CIBA_POLL_IN_FLIGHT at most (a worker that died with it),
+ * so that never two token requests for one auth_req_id are in flight.
  */
 
 ngx_int_t
@@ -1406,7 +1411,9 @@ ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
         return NGX_ABORT;
     }
 
-    if (rec->state == NGX_HTTP_CIBA_PENDING_READY || now_ms >= pd->next_poll)
+    if ((rec->state == NGX_HTTP_CIBA_PENDING_READY
+         || now_ms >= pd->next_poll)
+        && now_ms >= pd->in_flight)
     {
         /*
          * held an interval from now while the token request is in flight;
@@ -1419,14 +1426,22 @@ ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
                         + 1000 * ((pd->mode == NGX_HTTP_CIBA_MODE_PING)
                                   ? ngx_max(6 * pd->interval, 30)
                                   : pd->interval);
+        pd->in_flight = now_ms + NGX_HTTP_CIBA_POLL_IN_FLIGHT;
         rec->state = NGX_HTTP_CIBA_PENDING_WAITING;
         rc = NGX_OK;
 
+        *next = pd->next_poll;
+
     } else {
         rc = NGX_BUSY;
+
+        /* a poll in flight past its time: ask again an interval on */
+
+        *next = ngx_max(pd->next_poll,
+                        (now_ms < pd->in_flight)
+                        ? now_ms + 1000 * pd->interval : 0);
     }
 
-    *next = pd->next_poll;
     *interval = pd->interval;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -1436,10 +1451,11 @@ ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
 
 
 /*
- * Updates a pending approval's state: "interval" (when not 0) replaces
- * the polling interval; NGX_HTTP_CIBA_PENDING_WAITING (the token endpoint
- * said "not yet") sets the next poll an interval from now, that is from
- * when that answer came; NGX_HTTP_CIBA_PENDING_DONE removes the record.
+ * Updates a pending approval's state, ending a poll in flight: "interval"
+ * (when not 0) replaces the polling interval; NGX_HTTP_CIBA_PENDING_WAITING
+ * (the token endpoint said "not yet", or failed) sets the next poll an
+ * interval from now, that is from when that answer came;
+ * NGX_HTTP_CIBA_PENDING_DONE removes the record.
  */
 
 void
@@ -1462,8 +1478,16 @@ ngx_http_ciba_pending_update(ngx_shm_zone_t *shm_zone, u_char *key,
             ngx_http_ciba_remove(zone, rec);
 
         } else {
-            rec->state = (u_char) state;
+            /* a ping that came while the poll was in flight stands */
+
+            if (state != NGX_HTTP_CIBA_PENDING_WAITING
+                || rec->state != NGX_HTTP_CIBA_PENDING_READY)
+            {
+                rec->state = (u_char) state;
+            }
+
             pd = (ngx_http_ciba_pending_data_t *) rec->data;
+            pd->in_flight = 0;
 
             if (interval) {
                 pd->interval = interval;

@@ -301,9 +301,12 @@ subtest 'the AS is paused during a pending approval' => sub {
     wait_due($t);
     my $off = $ng->log_offset;
 
+    # the retries come while the first one's token request is in flight,
+    # the second and third more than an interval (1 s) after it began:
+    # none of them starts a second token request
     my @r = timed($ng, [ rq('c1', handle => $h),
-                         rq('c1', handle => $h, at => 0.5),
-                         rq('c1', at => 1) ], timeout => 30);
+                         rq('c1', handle => $h, at => 1.3),
+                         rq('c1', at => 1.8) ], timeout => 30);
     unavailable_ok($r[0], 'as_server_error',
                    'AS paused, a retry with the handle', $READ + $MARGIN);
     ok($r[0]{elapsed} >= $READ - 0.5,
@@ -317,11 +320,20 @@ subtest 'the AS is paused during a pending approval' => sub {
     log_like($off, qr/ciba: the authorization server gave no usable answer to the token request \(status 504/,
              'the module: no usable answer (504)');
 
+    my $failed = time;
     mock_signal('CONT');
     wait_until(sub { eval { as(GET => '/_admin/config'); 1 } }, 10);
 
-    # the poll that timed out was more than an interval ago: due
+    sleep 0.5;
+    ok(scalar(tokens_for($id)) <= 1,
+       'at most the one token request reached the paused AS');
+
+    # the next poll is due an interval after the failed one ended
     my $r = req('c1', handle => $h);
+    pending_ok($r, 'not_yet', 'the AS is back, at once: not yet', $h)
+        if time < $failed + 0.6;
+    wait_due($failed);
+    $r = req('c1', handle => $h);
     pending_ok($r, 'authorization_pending',
                'the AS is back: the same handle polls it', $h);
     is((tokens_for($id))[-1]{answer}{error}, 'authorization_pending',

@@ -28,7 +28,9 @@ package CibaNginx;
 # happens, every nginx started here is stopped when the test exits
 # (END block, SIGINT, SIGTERM): QUIT, then KILL after a timeout; only
 # the processes it started (the master from its pid file and that
-# master's workers) are ever signalled.
+# master's workers) are ever signalled.  Then the server root's state/
+# (where a master saves its state file when it stops) is removed: the
+# real Test::Nginx could not start the next file with it there.
 
 use strict;
 use warnings;
@@ -42,6 +44,7 @@ use Time::HiRes qw(sleep time);
 
 my $OwnerPid = $$;      # forked children must not clean up on exit
 my %Running;            # master pid => instance, for the cleanup
+my %Roots;              # server roots with a state/ of ours, for the cleanup
 
 sub new {
     my ($class, %o) = @_;
@@ -114,6 +117,7 @@ sub clean {
     }
 
     make_path(map { "$self->{root}/$_" } qw(conf logs html state));
+    $Roots{ $self->{root} } = 1 if $$ == $OwnerPid;
 }
 
 # nginx -V: the version as 1.022001 (nginx >= 1.19.5 takes -e)
@@ -481,10 +485,18 @@ sub kill9 {
     return !grep { alive($_) } @all;
 }
 
+# Stops every nginx still running, then removes the state directories:
+# the real Test::Nginx starts the next file by removing only conf, html,
+# logs, *_temp (and caches) from the server root, then rmdir()s it, and
+# bails out on anything else left there.
 sub _cleanup {
     for my $pid (keys %Running) {
         eval { _stop_pid($pid, 5) };
         delete $Running{$pid};
+    }
+    for my $root (sort keys %Roots) {
+        remove_tree("$root/state") if -e "$root/state";
+        delete $Roots{$root};
     }
 }
 

@@ -167,6 +167,22 @@ isnt($rc, 0, 'an entry the real Test::Nginx would not remove fails the file');
 like($err, qr{extra\.t: the server root holds what the real Test::Nginx cannot remove .*: \Q$root\E/state$}m,
      'naming only that entry') or diag $err;
 
+($rc, $out, $err) = guarded('extra-before', <<'_EOT_');
+use Test::More tests => 1;
+ok 1;
+_EOT_
+is("$rc $err", '0 ', 'what an earlier file left there does not fail the next one');
+
+($rc, $out, $err) = guarded('extra-again', <<'_EOT_');
+use Test::More tests => 1;
+my $r = $ENV{TEST_NGINX_SERVROOT};
+system('rm', '-rf', "$r/state") == 0 or die;
+mkdir "$r/state" or die;
+ok 1;
+_EOT_
+like($err, qr{extra-again\.t: the server root holds .*: \Q$root\E/state$}m,
+     'but one that makes it again does') or diag $err;
+
 # ---- an nginx master left running -------------------------------------------------
 
 SKIP: {

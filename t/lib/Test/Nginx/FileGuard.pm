@@ -20,10 +20,12 @@ package Test::Nginx::FileGuard;
 #   during a settle time after the end (TEST_NGINX_SETTLE, seconds,
 #   default 0.3): no writer is left, e.g. an nginx master that saves its
 #   state file at exit;
-# - the server root holds nothing the real Test::Nginx cannot remove: it
-#   starts each file by removing conf/, html/, logs/, cache/, *_temp/,
-#   *_cache/, then rmdir()s the server root, and bails out ("Can't remove
-#   t/servroot (not empty?)") when anything else is left there.
+# - the file left nothing in the server root that the real Test::Nginx
+#   cannot remove: it starts each file by removing conf/, html/, logs/,
+#   cache/, *_temp/, *_cache/, then rmdir()s the server root, and bails
+#   out ("Can't remove t/servroot (not empty?)") when anything else is
+#   there.  Only entries the file made or changed count (new, made
+#   again, or their ctime changed), not what an earlier run left.
 #
 # Any of these fails the file: the reasons go to stderr, the leftover
 # processes are killed (TERM, then KILL) and reaped so that the next file
@@ -196,12 +198,17 @@ sub changes {
     return @out;
 }
 
-# entries of the server root the real Test::Nginx would not remove
+# entries of the server root the real Test::Nginx would not remove:
+# name => "dev:ino:ctime"
 sub unremovable {
-    opendir my $dh, $ServRoot or return ();
-    my @names = grep { $_ ne '.' && $_ ne '..' } readdir $dh;
-    return map { "$ServRoot/$_" }
-           sort grep { my $n = $_; !grep { $n =~ $_ } @Removable } @names;
+    opendir my $dh, $ServRoot or return {};
+    my %out;
+    for my $name (readdir $dh) {
+        next if $name eq '.' || $name eq '..' || grep { $name =~ $_ } @Removable;
+        my @st = Time::HiRes::lstat("$ServRoot/$name") or next;
+        $out{$name} = "$st[0]:$st[1]:$st[10]";
+    }
+    return \%out;
 }
 
 # ---- the run ------------------------------------------------------------------
@@ -218,6 +225,8 @@ sub run {
     }
 
     my $subreaper = become_subreaper();
+    # what an earlier run left there is not this file's doing
+    my $unremovable = unremovable();
 
     my $pid = fork // die "fork: $!\n";
     if (!$pid) {
@@ -250,7 +259,9 @@ sub run {
     my $before = snapshot($roots);
     sleep $Settle;
     my @changed = changes($before, snapshot($roots));
-    my @extra = unremovable();
+    my $now = unremovable();
+    my @extra = map { "$ServRoot/$_" } sort grep {
+        ($unremovable->{$_} // '') ne $now->{$_} } keys %$now;
 
     my @why;
     push @why, 'it left processes running (killed now): ' . join(', ', @procs)

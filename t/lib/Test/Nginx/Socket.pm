@@ -140,6 +140,16 @@ use fully qualified names (C<Test::More::is>, C<$Test::Nginx::Util::HtmlDir>).
 =item * C<response_headers> are checked in the order written (the real one
 walks a hash).  Cleanup handlers run once.
 
+=item * F<tools/build/run-tests.sh> runs every file (data-driven or plain
+Perl) under F<tools/build/run-test-file.pl> (L<Test::Nginx::FileGuard>),
+which fails the file, once it has ended, when a process it started is
+still alive, when anything under the server root (or its siblings
+F<t/servroot-*>) changes within C<TEST_NGINX_SETTLE> seconds (0.3), or
+when the file left an entry in the server root that the real harness
+cannot remove (it would bail out at the next file); the reasons go to
+stderr and the exit status is non-zero.  C<TEST_NGINX_FILE_GUARD=0> turns
+this off.
+
 =back
 
 =cut

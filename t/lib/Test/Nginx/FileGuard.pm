@@ -237,11 +237,9 @@ sub run {
 
     # Ctrl-C reaches the file through the terminal's process group; TERM
     # and HUP are passed on.  The file is waited for in every case.
-    my $signal;
-    local $SIG{INT} = sub { $signal //= 'INT' };
-    for my $sig (qw(TERM HUP)) {
-        $SIG{$sig} = sub { $signal //= $sig; kill $sig, $pid };
-    }
+    local $SIG{INT} = sub { };
+    local $SIG{TERM} = sub { kill 'TERM', $pid };
+    local $SIG{HUP} = sub { kill 'HUP', $pid };
 
     # reap the file, and every orphan meanwhile (as init would)
     my $status;

@@ -213,6 +213,13 @@ sub unremovable {
 
 # ---- the run ------------------------------------------------------------------
 
+# "a, b, c", at most 20 items
+sub list {
+    my @items = @_;
+    splice @items, 20, @items, '... (' . (@items - 20) . ' more)' if @items > 21;
+    return join ', ', @items;
+}
+
 # Runs the file ($^X FILE ARGS...) with our stdin, stdout and stderr; returns
 # the exit status for prove.
 sub run {
@@ -262,10 +269,10 @@ sub run {
         ($unremovable->{$_} // '') ne $now->{$_} } keys %$now;
 
     my @why;
-    push @why, 'it left processes running (killed now): ' . join(', ', @procs)
+    push @why, 'it left processes running (killed now): ' . list(@procs)
         if @procs;
     push @why, 'files under the server root changed within '
-               . "${Settle} s after it ended: " . join(', ', @changed)
+               . "${Settle} s after it ended: " . list(@changed)
         if @changed;
     push @why, 'the server root holds what the real Test::Nginx cannot '
                . 'remove (it removes conf, html, logs, cache, *_temp and '

@@ -422,8 +422,8 @@ sub raw_get {
     my $shot = "$ARTIFACTS/approver.png";
     unlink $shot, "$ARTIFACTS/approver-after.png";
     my ($rep, $rc) = browser('--url', "$AS/approver",
-                             '--binding', $r->{json}{binding_message},
-                             '--digest', $r->{json}{action_digest},
+                             "--binding=$r->{json}{binding_message}",
+                             "--digest=$r->{json}{action_digest}",
                              '--decide', 'approve', '--screenshot', $shot);
     is $rc, 0, 'approve: the browser run went well' or diag $rep->{failure};
     page_clean_ok($rep, 'approve');
@@ -485,8 +485,8 @@ sub raw_get {
         'cross-site: still pending at the AS';
 
     ($rep, $rc) = browser('--url', "$AS/approver",
-                          '--id', $p->{auth_req_id},
-                          '--digest', $r->{json}{action_digest},
+                          "--id=$p->{auth_req_id}",
+                          "--digest=$r->{json}{action_digest}",
                           '--decide', 'deny');
     is $rc, 0, 'deny: the browser run went well' or diag $rep->{failure};
     page_clean_ok($rep, 'deny');
@@ -590,7 +590,7 @@ sub raw_get {
         'hostile: the AS has the argument decoded (it reaches the page)';
 
     my ($rep, $rc) = browser('--url', "$AS/approver",
-                             '--id', $p->{auth_req_id},
+                             "--id=$p->{auth_req_id}",
                              '--screenshot', "$ARTIFACTS/approver-hostile.png",
                              '--decide', 'approve');
     is $rc, 0, 'hostile: the browser run went well' or diag $rep->{failure};

@@ -275,6 +275,12 @@ ngx_http_ciba_args_parse(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    /* no query: r->args.data is NULL, and NULL + 0 is undefined */
+
+    if (query->len == 0) {
+        return NGX_OK;
+    }
+
     p = query->data;
     last = p + query->len;
     n = 0;
@@ -301,6 +307,9 @@ ngx_http_ciba_args_parse(ngx_http_request_t *r,
 
             arg->name.data = p;
             arg->name.len = (eq ? eq : amp) - p;
+
+            /* empty, never NULL: it is decoded and checked as UTF-8 */
+            arg->value.data = amp;
 
             if (eq) {
                 arg->has_value = 1;

@@ -139,7 +139,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
     p.state = NGX_HTTP_CIBA_PENDING_WAITING;
     p.expire = ngx_time() + 300;
-    p.next_poll = ngx_time();
+    p.next_poll = ngx_http_ciba_now_ms();
     p.interval = 5;
     p.mode = NGX_HTTP_CIBA_MODE_POLL;
     ngx_str_set(&p.handle, "h1.fuzz-handle");

@@ -90,7 +90,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
         p.state = NGX_HTTP_CIBA_PENDING_WAITING;
         p.expire = ngx_time() + 300;
-        p.next_poll = ngx_time() + 30;
+        p.next_poll = ngx_http_ciba_now_ms() + 30000;
         p.interval = 5;
         p.mode = i ? NGX_HTTP_CIBA_MODE_PUSH : NGX_HTTP_CIBA_MODE_PING;
         ngx_str_set(&p.handle, "h1.fuzz-handle");

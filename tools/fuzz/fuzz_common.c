@@ -1090,3 +1090,76 @@ ngx_http_ciba_fuzz_verify(ngx_pool_t *pool, ngx_str_t *token, ngx_str_t *alg)
 
     return rc;
 }
+
+
+/* strict UTF-8 (RFC 3629), written from the table of its section 4 */
+
+int
+ngx_http_ciba_fuzz_utf8_strict(const u_char *p, size_t len)
+{
+    size_t  i;
+    u_char  c, lo, hi;
+    int     n, k;
+
+    i = 0;
+
+    while (i < len) {
+        c = p[i];
+
+        lo = 0x80;
+        hi = 0xbf;
+
+        if (c <= 0x7f) {
+            i++;
+            continue;
+
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+
+        } else if (c == 0xe0) {
+            n = 2;
+            lo = 0xa0;
+
+        } else if ((c >= 0xe1 && c <= 0xec) || c == 0xee || c == 0xef) {
+            n = 2;
+
+        } else if (c == 0xed) {
+            n = 2;
+            hi = 0x9f;              /* no surrogates */
+
+        } else if (c == 0xf0) {
+            n = 3;
+            lo = 0x90;
+
+        } else if (c >= 0xf1 && c <= 0xf3) {
+            n = 3;
+
+        } else if (c == 0xf4) {
+            n = 3;
+            hi = 0x8f;              /* nothing over U+10FFFF */
+
+        } else {
+            return 0;
+        }
+
+        if (len - i - 1 < (size_t) n) {
+            return 0;
+        }
+
+        /* the second byte has the narrowed range, the others 80-BF */
+
+        if (p[i + 1] < lo || p[i + 1] > hi) {
+            return 0;
+        }
+
+        for (k = 2; k <= n; k++) {
+            if (p[i + k] < 0x80 || p[i + k] > 0xbf) {
+                return 0;
+            }
+        }
+
+        i += n + 1;
+    }
+
+    return 1;
+}

@@ -104,6 +104,13 @@ ngx_int_t ngx_http_ciba_fuzz_sign(ngx_pool_t *pool, u_char *header,
 ngx_int_t ngx_http_ciba_fuzz_verify(ngx_pool_t *pool, ngx_str_t *token,
     ngx_str_t *alg);
 
+/*
+ * 1 when the bytes are strict UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing over U+10FFFF), written independently of the
+ * module's ngx_http_ciba_utf8_valid()
+ */
+int ngx_http_ciba_fuzz_utf8_strict(const u_char *p, size_t len);
+
 /* a copy, NUL-terminated, in the pool */
 u_char *ngx_http_ciba_fuzz_dup(ngx_pool_t *pool, const u_char *data,
     size_t len);

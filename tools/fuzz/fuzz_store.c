@@ -8,13 +8,17 @@
  * the paths that make room run too.
  *
  * Input: operations, each an opcode byte and three argument bytes; one
- * of them fills the zone (pushed tokens, largest first, until none fits).
+ * of them fills the zone (pushed tokens, largest first, until none fits);
+ * the clock moves in seconds and milliseconds (polls are paced in ms).
  *
  * Checked after every operation, by walking the zone's structures: the
  * tree holds the zone's count of records; the expiry queue is ordered and
  * holds every record but the per-subject counters; each counter counts
  * exactly the pending approvals of its subject and is never 0; every
- * pending approval has its counter.  At the end, once everything has
+ * pending approval has its counter; a poll refused is allowed later
+ * (in ms), and one allowed sets the next later; a used record marked
+ * refused (ngx_http_ciba_store_refused()) is seen as NGX_ABORT exactly
+ * when it was seen as used.  At the end, once everything has
  * expired, the zone is empty and all its memory is free again.  Nothing
  * is logged at "alert" (a double free in the slab allocator is).
  */
@@ -238,7 +242,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    time_t                    now, next, interval, retry;
+    time_t                    now, interval, retry;
+    int64_t                   next, now_ms;
+    ngx_int_t                 rc0;
     u_char                    token_hash[32];
     size_t                    i;
     ngx_int_t                 rc;
@@ -284,7 +290,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
             p.state = (a >> 3) % 6 + 1;
             p.expire = now + c;
-            p.next_poll = now + c / 4;
+            p.next_poll = (int64_t) (now + c / 4) * 1000 + (a & 7) * 125;
             p.interval = c % 8 + 1;
             p.mode = (b >> 2) % 3;
             p.handle.data = ngx_http_ciba_fuzz_big;
@@ -308,6 +314,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             rc = ngx_http_ciba_pending_poll(shm,
                                               ngx_http_ciba_fuzz_pkeys[a % 8],
                                               &areq, &next, &interval);
+
+            /* paced in ms: a poll refused now is allowed later, by then */
+
+            now_ms = ngx_http_ciba_now_ms();
+
+            ngx_http_ciba_fuzz_assert(rc != NGX_BUSY || next > now_ms,
+                                      "a poll refused when it is due");
+            ngx_http_ciba_fuzz_assert(rc != NGX_OK || next > now_ms,
+                                      "a poll allowed without the next "
+                                      "one later");
             break;
 
         case 4:
@@ -375,6 +391,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         case 13:
             ngx_http_ciba_fuzz_set_time(now + a);
+
+            /* and milliseconds: the pacing is in ms */
+            ((ngx_time_t *) ngx_cached_time)->msec = (b & 7) * 125;
             break;
 
         case 14:
@@ -382,7 +401,28 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
 
         default:
-            rc = ngx_http_ciba_store_retry_after(shm);
+            if (!(a & 1)) {
+                rc = ngx_http_ciba_store_retry_after(shm);
+                break;
+            }
+
+            /*
+             * a used record marked refused (the AS's tokens failed this
+             * gateway's checks): seen as NGX_ABORT from then on, exactly
+             * when it was seen as used before
+             */
+
+            rc0 = ngx_http_ciba_store_seen(shm,
+                                           ngx_http_ciba_fuzz_hashes[b % 8]);
+            ngx_http_ciba_store_refused(shm,
+                                        ngx_http_ciba_fuzz_hashes[b % 8]);
+            rc = ngx_http_ciba_store_seen(shm,
+                                          ngx_http_ciba_fuzz_hashes[b % 8]);
+
+            ngx_http_ciba_fuzz_assert((rc0 == NGX_OK && rc == NGX_OK)
+                                      || (rc0 != NGX_OK
+                                          && rc == NGX_ABORT),
+                                      "store_refused(): seen otherwise");
             break;
         }
 

@@ -255,17 +255,51 @@ seed('token_signed', 'edge-escaped-digest',
      . ',"exp":' . ($NOW + 60) . ',"ciba_digest":"\u0066uzzDigestfuzzDigest'
      . 'fuzzDigestfuzzDigest123"}');
 
-# ---- digest: covers, flags, limit, action NUL method NUL path NUL args
-#      NUL extras..., body
+# ---- digest: byte 0 covers | normalize 0x10 | keep 0x20 | bound << 6,
+#      byte 1 extras | bufs << 2 | file 0x10 | small limit 0x20 |
+#      repeated 0x40 0x80, byte 2 limit; action NUL method NUL target NUL
+#      extras... NUL headers ("name:value\n") NUL body
 
-seed('digest', 'all',
-     "\x0f\x00\x00refund\0POST\0/tools/refund\0b=2&a=1&&a=0\0"
-     . '{"amount":10}');
-seed('digest', 'extras-bufs-file',
-     "\x0f\x1e\x00refund\0POST\0/x\0z&y\0e1\0\0" . ('b' x 100));
-seed('digest', 'limit', "\x08\x20\x05a\0GET\0/\0\0" . '0123456789');
-seed('digest', 'method-path', "\x03\x00\x00\0DELETE\0/a/b\0q=1\0");
-seed('digest', 'args-only', "\x04\x04\x00x\0\0\0&&&b&a&b&\0body");
+my %digest = (
+    'all'              => [ 0x0f, 0x00, "refund\0POST\0/tools/refund?b=2&a=1&&a=0\0\0", '{"amount":10}' ],
+    'readme-example'   => [ 0x4f, 0x01, "refund\0POST\0/tools/refund?order=A17&amount=30\0agent-7\0X-Agent-Id:agent-7\0", '{"order":"A17","amount":30,"currency":"EUR"}' ],
+    'extras-bufs-file' => [ 0x2f, 0x1e, "refund\0POST\0/x?z&y\0e1\0\0\0", 'b' x 100 ],
+    'limit'            => [ 0x08, 0x20, "a\0GET\0/\0\0", '0123456789', 5 ],
+    'method-path'      => [ 0x03, 0x00, "\0DELETE\0/a/b?q=1\0\0", '' ],
+    'args-only'        => [ 0x24, 0x04, "x\0\0/?&&&b&a&b&\0\0", 'body' ],
+    'canonical-escapes'=> [ 0x0f, 0x00, "refund\0GET\0/t/caf%C3%A9/%FF%FE/a:b\@c;d=e?q=%2f\0\0", '' ],
+    'noncanonical-2f'  => [ 0x0f, 0x00, "refund\0GET\0/t/a%2Fb\0\0", '' ],
+    'noncanonical-2f-lower' => [ 0x0f, 0x00, "refund\0GET\0/t/a%2fb\0\0", '' ],
+    'noncanonical-hex-lower' => [ 0x0f, 0x00, "refund\0GET\0/t/caf%c3%a9\0\0", '' ],
+    'noncanonical-dotdot' => [ 0x0f, 0x00, "refund\0GET\0/t/y/../x\0\0", '' ],
+    'noncanonical-dot-end' => [ 0x0f, 0x00, "refund\0GET\0/t/y/.\0\0", '' ],
+    'noncanonical-dslash' => [ 0x0f, 0x00, "refund\0GET\0/t//b\0\0", '' ],
+    'noncanonical-unreserved' => [ 0x0f, 0x00, "refund\0GET\0/t/%41%7E%2E\0\0", '' ],
+    'noncanonical-quote' => [ 0x0f, 0x00, "refund\0GET\0/t/a\"b\0\0", '' ],
+    'noncanonical-no-slash' => [ 0x0f, 0x00, "refund\0GET\0?a=1\0\0", '' ],
+    'nul-escape'       => [ 0x0f, 0x00, "refund\0GET\0/t/%00\0\0", '' ],
+    'fragment'         => [ 0x0f, 0x00, "refund\0GET\0/p?a=1#frag&b=2\0\0", '' ],
+    'dup-arg'          => [ 0x0f, 0x00, "refund\0GET\0/r?amount=30&amount=3000\0\0", '' ],
+    'dup-arg-case'     => [ 0x0f, 0x00, "refund\0GET\0/r?AMOUNT=1&amount=5000\0\0", '' ],
+    'dup-arg-decoded'  => [ 0x0f, 0x00, "refund\0GET\0/r?amount=1&%61mount=2\0\0", '' ],
+    'dup-arg-plus'     => [ 0x0f, 0x00, "refund\0GET\0/r?a+b=1&a%20b=2\0\0", '' ],
+    'dup-arg-no-eq'    => [ 0x0f, 0x00, "refund\0GET\0/r?x&x=\0\0", '' ],
+    'dup-arg-bad-escape' => [ 0x0f, 0x00, "refund\0GET\0/r?%zz=1&%ZZ=2&%2=3\0\0", '' ],
+    'keep-dup'         => [ 0x2f, 0x00, "refund\0GET\0/r?a=1&&a=1&B=0&b=2\0\0", '' ],
+    'dup-header'       => [ 0x4f, 0x00, "refund\0GET\0/r\0X-Agent-Id:agent-7\nx-agent-id:agent-evil\n\0", '' ],
+    'repeated-header'  => [ 0x8f, 0x40, "refund\0GET\0/r\0X-Agent-Id:a\nx-b:1\nx-agent-id:b\nOther:z\nX-B:2\n\0", '' ],
+    'absent-header'    => [ 0xcf, 0x80, "refund\0GET\0/r\0x-b:1\nx-b:2\n\0", '' ],
+    'not-utf8-action'  => [ 0x0f, 0x00, "caf\xe9\0GET\0/r\0\0", '' ],
+    'not-utf8-surrogate' => [ 0x0f, 0x00, "\xed\xa0\x80\0GET\0/r\0\0", "\xf4\x90\x80\x80 %41+%4" ],
+    'normalize'        => [ 0x1f, 0x00, "refund\0GET\0/a//../b?x=1&X=2\0\0", '' ],
+    'normalize-keep'   => [ 0x3f, 0x00, "refund\0GET\0/caf\xc3\xa9 x?x=1&X=2\0\0", '' ],
+);
+
+for my $name (sort keys %digest) {
+    my ($b0, $b1, $fields, $body, $limit) = @{ $digest{$name} };
+    seed('digest', $name, chr($b0) . chr($b1) . chr($limit // 0) . $fields
+                          . $body);
+}
 
 # ---- as_answer: selector, body (the answers of tools/mock-as and
 #      oidc-provider)
@@ -368,7 +402,9 @@ for my $name (sort keys %cb) {
     seed('callback', $name, chr($sel) . $auth . "\n" . $body);
 }
 
-# ---- binding: max length, flags, set NUL action NUL method NUL path
+# ---- binding: max length, flags (charset 0x01, normalize 0x02, keep 0x04,
+#      covers << 3, operator fields 0x80), set NUL action NUL method NUL
+#      target NUL field NUL field
 
 my %bind = (
     'default'      => [ 20, 0, '', 'refund', 'POST', '/tools/refund' ],
@@ -377,8 +413,21 @@ my %bind = (
     'set-reversed' => [ 64, 1, 'z-a_', 'abc', 'GET', '/' ],
     'set-no-under' => [ 64, 1, 'a-z', 'abc', 'GET', '/' ],
     'set-dash'     => [ 64, 1, '-_a-', 'a-b', 'GET', '/' ],
+    'set-escaped'  => [ 64, 1, '\\-\\\\A-Z_\\', 'A-B\\C', 'GET', '/' ],
     'not-utf8'     => [ 255, 1, "\x01-\xff", "caf\xe9", 'GET', "/\xff" ],
     'zero-max'     => [ 0, 0, '', 'refund', 'POST', '/' ],
+    'utf8-cut'     => [ 4, 0, '', "caf\xc3\xa9s", 'POST', '/' ],
+    'args-decoded' => [ 64, 0x80, '', 'refund', 'POST', '/tools/refund?order=A%2017&note=caf%C3%A9&x&=v&n+m=a+b', 'T-1', "\xc3\xa9t\xc3\xa9" ],
+    'args-keep-repeated' => [ 64, 0x04, '', 'refund', 'GET', '/r?a=1&A=2&a=3&a=4' ],
+    'args-nul-key' => [ 64, 0, '', 'refund', 'GET', '/ay?%E%00T=%00' ],
+    'args-not-utf8' => [ 64, 0, '', 'refund', 'GET', "/r?n=%FF&%FE=1&raw=\xff&\xfe=2" ],
+    'args-truncated' => [ 64, 0, '', 'refund', 'GET', '/r?' . join('&', map { "a$_=$_" } 1 .. 40) ],
+    'args-long'    => [ 64, 0, '', 'refund', 'GET', '/r?a=' . ('x' x 1000) . '&b=' . ('y' x 1040) ],
+    'args-not-covered' => [ 64, 0x18, '', 'refund', 'GET', '/r?a=1' ],
+    'normalize-path' => [ 64, 0x02, '', 'refund', 'GET', "/caf\xc3\xa9 x%?q=1#" ],
+    'detail-not-utf8' => [ 64, 0x80, '', 'refund', 'POST', '/x', "\xff", 'ok' ],
+    'detail-empty' => [ 64, 0x80, '', 'refund', 'POST', '/x', '', "\x00\xf0\x9f\x98\x80" ],
+    'refused-path' => [ 64, 0, '', 'refund', 'POST', '/a//b' ],
 );
 
 for my $name (sort keys %bind) {

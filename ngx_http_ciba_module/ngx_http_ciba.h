@@ -238,6 +238,25 @@ typedef struct {
 } ngx_http_ciba_token_t;
 
 
+/* SHA-256: the length of the zone's keys and of the action digest */
+#define NGX_HTTP_CIBA_HASH_LEN            32
+
+/*
+ * The zone's records are keyed by SHA-256(prefix NUL id [NUL id]): a
+ * used token by its issuer and jti, all others by one of these prefixes
+ * (no raw id is kept)
+ */
+#define NGX_HTTP_CIBA_KEY_AUTH_REQ_ID     "urn:ngx-ciba:auth_req_id"
+#define NGX_HTTP_CIBA_KEY_PENDING         "urn:ngx-ciba:pending"
+#define NGX_HTTP_CIBA_KEY_SUBJECT         "urn:ngx-ciba:subject"
+#define NGX_HTTP_CIBA_KEY_NOTIFY          "urn:ngx-ciba:notify"
+#define NGX_HTTP_CIBA_KEY_PUSHED          "urn:ngx-ciba:pushed"
+/* not a record: $ciba_request_ref, the public name of an auth_req_id */
+#define NGX_HTTP_CIBA_KEY_REQUEST_REF     "urn:ngx-ciba:request_ref"
+
+/* a store function found no room in the zone: the same code everywhere */
+#define NGX_HTTP_CIBA_ZONE_FULL           NGX_AGAIN
+
 /* states of a pending approval */
 #define NGX_HTTP_CIBA_PENDING_REQUESTING  1   /* asking the AS */
 #define NGX_HTTP_CIBA_PENDING_WAITING     2   /* the human is asked */
@@ -432,23 +451,27 @@ ngx_int_t ngx_http_ciba_approval(ngx_http_request_t *r,
 char *ngx_http_ciba_check_flow(ngx_conf_t *cf,
     ngx_http_ciba_loc_conf_t *clcf);
 
-/* ngx_http_ciba_store.c */
+/* ngx_http_ciba_zone.c */
 char *ngx_http_ciba_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 time_t ngx_http_ciba_store_epoch(ngx_shm_zone_t *zone);
+u_char *ngx_http_ciba_store_handle_key(ngx_shm_zone_t *zone);
+time_t ngx_http_ciba_store_retry_after(ngx_shm_zone_t *shm_zone);
 ngx_int_t ngx_http_ciba_store_key(ngx_str_t *iss, ngx_str_t *jti,
     u_char *key);
+ngx_int_t ngx_http_ciba_store_key2(ngx_str_t *a, ngx_str_t *b, ngx_str_t *c,
+    u_char *hash);
+
+/* ngx_http_ciba_store.c */
 ngx_int_t ngx_http_ciba_store_seen(ngx_shm_zone_t *zone, u_char *key);
 void ngx_http_ciba_store_refused(ngx_shm_zone_t *zone, u_char *key);
 ngx_int_t ngx_http_ciba_store_consume(ngx_shm_zone_t *zone, u_char *key,
     u_char *pending, time_t expire, time_t *retry_after, ngx_log_t *log);
-void ngx_http_ciba_store_save(ngx_cycle_t *cycle);
-ngx_int_t ngx_http_ciba_store_key2(ngx_str_t *a, ngx_str_t *b, ngx_str_t *c,
-    u_char *hash);
+
+/* ngx_http_ciba_pending.c */
 ngx_int_t ngx_http_ciba_pending_key(ngx_str_t *subject, ngx_str_t *digest,
     u_char *key, u_char *subject_key);
 ngx_int_t ngx_http_ciba_pending_get(ngx_shm_zone_t *zone, u_char *key,
     ngx_pool_t *pool, ngx_http_ciba_pending_t *p);
-time_t ngx_http_ciba_store_retry_after(ngx_shm_zone_t *shm_zone);
 ngx_int_t ngx_http_ciba_pending_begin(ngx_shm_zone_t *zone, u_char *key,
     u_char *subject, ngx_uint_t max, time_t expire, ngx_log_t *log);
 ngx_int_t ngx_http_ciba_pending_set(ngx_shm_zone_t *zone, u_char *key,
@@ -458,7 +481,6 @@ ngx_int_t ngx_http_ciba_pending_poll(ngx_shm_zone_t *zone, u_char *key,
 void ngx_http_ciba_pending_abandon(ngx_shm_zone_t *zone, u_char *key);
 void ngx_http_ciba_pending_update(ngx_shm_zone_t *zone, u_char *key,
     ngx_uint_t state, time_t interval);
-u_char *ngx_http_ciba_store_handle_key(ngx_shm_zone_t *zone);
 ngx_int_t ngx_http_ciba_notify_set(ngx_shm_zone_t *zone,
     ngx_str_t *auth_req_id, u_char *pending_key, u_char *token_hash,
     time_t expire, ngx_log_t *log);
@@ -470,6 +492,9 @@ ngx_int_t ngx_http_ciba_pushed_put(ngx_shm_zone_t *zone,
     ngx_str_t *auth_req_id, ngx_str_t *token, time_t expire, ngx_log_t *log);
 ngx_int_t ngx_http_ciba_pushed_take(ngx_shm_zone_t *zone,
     ngx_str_t *auth_req_id, ngx_pool_t *pool, ngx_str_t *token);
+
+/* ngx_http_ciba_state.c */
+void ngx_http_ciba_store_save(ngx_cycle_t *cycle);
 
 /* ngx_http_ciba_callback.c */
 char *ngx_http_ciba_callback(ngx_conf_t *cf, ngx_command_t *cmd,

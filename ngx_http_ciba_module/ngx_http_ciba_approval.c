@@ -258,7 +258,7 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_RATE_LIMITED,
                                  "too_many_pending");
 
-    case NGX_ABORT:
+    case NGX_HTTP_CIBA_ZONE_FULL:
         return ngx_http_ciba_zone_full(r, ctx);
 
     default:
@@ -775,7 +775,7 @@ ngx_http_ciba_areq_record(ngx_http_ciba_ctx_t *ctx, u_char *record)
 {
     ngx_str_t  prefix;
 
-    ngx_str_set(&prefix, "urn:ngx-ciba:auth_req_id");
+    ngx_str_set(&prefix, NGX_HTTP_CIBA_KEY_AUTH_REQ_ID);
 
     return ngx_http_ciba_store_key(&prefix, &ctx->handle.auth_req_id, record);
 }
@@ -847,7 +847,7 @@ ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_REPLAYED,
                                  "auth_req_id_replayed");
 
-    case NGX_DECLINED:
+    case NGX_HTTP_CIBA_ZONE_FULL:
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE,
                                  "zone_full");
 
@@ -1016,7 +1016,7 @@ ngx_http_ciba_request_ref(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
     u_char     hash[32];
     ngx_str_t  prefix, src;
 
-    ngx_str_set(&prefix, "urn:ngx-ciba:request_ref");
+    ngx_str_set(&prefix, NGX_HTTP_CIBA_KEY_REQUEST_REF);
 
     if (ngx_http_ciba_store_key(&prefix, &ctx->handle.auth_req_id, hash)
         != NGX_OK)

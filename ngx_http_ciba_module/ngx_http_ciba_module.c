@@ -665,7 +665,7 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         ctx->reason = "jti_replayed";
         break;
 
-    case NGX_DECLINED:
+    case NGX_HTTP_CIBA_ZONE_FULL:
         ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
         ctx->reason = "zone_full";
         break;

@@ -1,7 +1,8 @@
 
 /*
- * Fuzz target: the shared zone's records (ngx_http_ciba_store.c) under
- * any sequence of the operations requests make: pending approvals begun,
+ * Fuzz target: the shared zone's records (ngx_http_ciba_zone.c,
+ * ngx_http_ciba_store.c, ngx_http_ciba_pending.c) under any sequence of
+ * the operations requests make: pending approvals begun,
  * answered, polled, updated, abandoned; tokens and auth_req_ids consumed;
  * notifications set, pinged, removed; pushed tokens put and taken; and
  * the clock moving on.  The zone is small (32k), so that it runs full and
@@ -12,8 +13,8 @@
  * the clock moves in seconds and milliseconds (polls are paced in ms).
  *
  * Checked after every operation, by walking the zone's structures: the
- * tree holds the zone's count of records; the expiry queue is ordered and
- * holds every record but the per-subject counters; each counter counts
+ * tree holds the zone's count of records; the expiry tree, walked in
+ * order, is ordered and holds every record but the per-subject counters; each counter counts
  * exactly the pending approvals of its subject and is never 0; every
  * pending approval has its counter; a poll refused is allowed later
  * (in ms), and one allowed sets the next later; a used record marked
@@ -26,8 +27,8 @@
 
 #include "fuzz_common.h"
 
-/* for the zone's structures and ngx_http_ciba_expire(), which are static */
-#include "../../ngx_http_ciba_module/ngx_http_ciba_store.c"
+/* the zone's structures and its record engine */
+#include "../../ngx_http_ciba_module/ngx_http_ciba_zone.h"
 
 
 #define NGX_HTTP_CIBA_FUZZ_KEYS_N  8
@@ -125,7 +126,7 @@ ngx_http_ciba_fuzz_check(ngx_http_ciba_zone_t *zone)
 {
     time_t                         last;
     ngx_uint_t                     i, j, n, queued, counters, pending;
-    ngx_queue_t                   *q;
+    ngx_rbtree_node_t             *node, *sentinel;
     ngx_http_ciba_record_t        *recs[4096], *rec, *r;
     ngx_http_ciba_shctx_t         *sh;
     ngx_http_ciba_pending_data_t  *pd;
@@ -163,7 +164,7 @@ ngx_http_ciba_fuzz_check(ngx_http_ciba_zone_t *zone)
             }
         }
 
-        ngx_http_ciba_fuzz_assert(rec->count > 0 && rec->count == pending,
+        ngx_http_ciba_fuzz_assert(rec->u.count > 0 && rec->u.count == pending,
                                   "a subject's counter is not the number "
                                   "of its pending approvals");
     }
@@ -183,29 +184,32 @@ ngx_http_ciba_fuzz_check(ngx_http_ciba_zone_t *zone)
     }
 
     queued = 0;
-    last = NGX_MAX_TIME_T_VALUE;
+    last = 0;
+    sentinel = sh->expiry.sentinel;
 
-    for (q = ngx_queue_head(&sh->queue);
-         q != ngx_queue_sentinel(&sh->queue);
-         q = ngx_queue_next(q))
+    for (node = (sh->expiry.root == sentinel)
+                ? NULL : ngx_rbtree_min(sh->expiry.root, sentinel);
+         node;
+         node = ngx_rbtree_next(&sh->expiry, node))
     {
-        rec = ngx_queue_data(q, ngx_http_ciba_record_t, queue);
+        rec = ngx_http_ciba_record_of_expiry(node);
 
-        ngx_http_ciba_fuzz_assert(queued < n, "the queue is longer than "
-                                              "the tree");
+        ngx_http_ciba_fuzz_assert(queued < n, "the expiry tree holds more "
+                                              "than the tree");
         ngx_http_ciba_fuzz_assert(rec->kind != NGX_HTTP_CIBA_REC_COUNT,
-                                  "a counter in the expiry queue");
+                                  "a counter in the expiry tree");
         ngx_http_ciba_fuzz_assert(ngx_http_ciba_lookup(sh, rec->hash) == rec,
-                                  "a queued record is not in the tree");
-        ngx_http_ciba_fuzz_assert(rec->expire <= last,
-                                  "the expiry queue is out of order");
+                                  "a record of the expiry tree is not in "
+                                  "the tree");
+        ngx_http_ciba_fuzz_assert(ngx_http_ciba_record_expire(rec) >= last,
+                                  "the expiry tree is out of order");
 
-        last = rec->expire;
+        last = ngx_http_ciba_record_expire(rec);
         queued++;
     }
 
     ngx_http_ciba_fuzz_assert(queued + counters == n,
-                              "the queue does not hold every record");
+                              "the expiry tree does not hold every record");
     ngx_http_ciba_fuzz_assert(ngx_http_ciba_fuzz_alerts == 0,
                               "an alert was logged");
 }

@@ -275,7 +275,7 @@ sub mint {
                       extra_headers => \%hdr);
 }
 
-# The state file of ngx_http_ciba_store.c: magic, epoch, count, records
+# The state file of ngx_http_ciba_state.c: magic, epoch, count, records
 # (expire, SHA-256(iss NUL jti)), then a SHA-256 of all that precedes.
 # Each call writes a new file (an nginx that exits writes its own state to
 # the file it loaded from, which must not leak into the next block), next

@@ -66,7 +66,7 @@ ngx_http_ciba_pending_get(ngx_shm_zone_t *shm_zone, u_char *key,
         return NGX_DECLINED;
     }
 
-    pd = (ngx_http_ciba_pending_data_t *) rec->data;
+    pd = (ngx_http_ciba_pending_data_t *) rec->d.data;
 
     p->state = rec->state;
     p->expire = pd->approval_expire;
@@ -90,7 +90,7 @@ ngx_http_ciba_pending_get(ngx_shm_zone_t *shm_zone, u_char *key,
     p->token.data = data + pd->handle_len + pd->areq_len;
     p->token.len = pd->token_len;
 
-    ngx_memcpy(data, rec->data + sizeof(ngx_http_ciba_pending_data_t),
+    ngx_memcpy(data, rec->d.data + sizeof(ngx_http_ciba_pending_data_t),
                pd->handle_len + pd->areq_len + pd->token_len);
 
 done:
@@ -189,7 +189,7 @@ ngx_http_ciba_pending_begin(ngx_shm_zone_t *shm_zone, u_char *key,
 
     rec->state = NGX_HTTP_CIBA_PENDING_REQUESTING;
 
-    pd = (ngx_http_ciba_pending_data_t *) rec->data;
+    pd = (ngx_http_ciba_pending_data_t *) rec->d.data;
     ngx_memzero(pd, sizeof(ngx_http_ciba_pending_data_t));
     ngx_memcpy(pd->subject, subject, 32);
     pd->approval_expire = expire;
@@ -242,7 +242,7 @@ ngx_http_ciba_pending_set(ngx_shm_zone_t *shm_zone, u_char *key,
         return NGX_DECLINED;
     }
 
-    opd = (ngx_http_ciba_pending_data_t *) old->data;
+    opd = (ngx_http_ciba_pending_data_t *) old->d.data;
 
     if (len <= old->len) {
 
@@ -277,7 +277,7 @@ ngx_http_ciba_pending_set(ngx_shm_zone_t *shm_zone, u_char *key,
         return NGX_HTTP_CIBA_ZONE_FULL;
     }
 
-    pd = (ngx_http_ciba_pending_data_t *) rec->data;
+    pd = (ngx_http_ciba_pending_data_t *) rec->d.data;
     ngx_memcpy(pd->subject, opd->subject, 32);
 
     /* the old record leaves without touching the count */
@@ -289,7 +289,7 @@ fill:
 
     rec->state = (u_char) p->state;
 
-    pd = (ngx_http_ciba_pending_data_t *) rec->data;
+    pd = (ngx_http_ciba_pending_data_t *) rec->d.data;
     pd->approval_expire = p->expire;
     pd->next_poll = p->next_poll;
     pd->in_flight = 0;
@@ -299,7 +299,7 @@ fill:
     pd->areq_len = (u_short) p->auth_req_id.len;
     pd->token_len = (u_short) p->token.len;
 
-    d = rec->data + sizeof(ngx_http_ciba_pending_data_t);
+    d = rec->d.data + sizeof(ngx_http_ciba_pending_data_t);
     d = ngx_cpymem(d, p->handle.data, p->handle.len);
     d = ngx_cpymem(d, p->auth_req_id.data, p->auth_req_id.len);
 
@@ -349,12 +349,12 @@ ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
         return NGX_DECLINED;
     }
 
-    pd = (ngx_http_ciba_pending_data_t *) rec->data;
+    pd = (ngx_http_ciba_pending_data_t *) rec->d.data;
 
     /* a handle of an older approval for the same request is stale */
 
     if (pd->areq_len != auth_req_id->len
-        || ngx_memcmp(rec->data + sizeof(ngx_http_ciba_pending_data_t)
+        || ngx_memcmp(rec->d.data + sizeof(ngx_http_ciba_pending_data_t)
                       + pd->handle_len,
                       auth_req_id->data, auth_req_id->len)
            != 0)
@@ -387,11 +387,13 @@ ngx_http_ciba_pending_poll(ngx_shm_zone_t *shm_zone, u_char *key,
     } else {
         rc = NGX_BUSY;
 
+        *next = pd->next_poll;
+
         /* a poll in flight past its time: ask again an interval on */
 
-        *next = ngx_max(pd->next_poll,
-                        (now_ms < pd->in_flight)
-                        ? now_ms + 1000 * pd->interval : 0);
+        if (now_ms < pd->in_flight && *next <= now_ms) {
+            *next = now_ms + 1000 * ngx_max(pd->interval, 1);
+        }
     }
 
     *interval = pd->interval;
@@ -438,7 +440,7 @@ ngx_http_ciba_pending_update(ngx_shm_zone_t *shm_zone, u_char *key,
                 rec->state = (u_char) state;
             }
 
-            pd = (ngx_http_ciba_pending_data_t *) rec->data;
+            pd = (ngx_http_ciba_pending_data_t *) rec->d.data;
             pd->in_flight = 0;
 
             if (interval) {
@@ -534,19 +536,19 @@ ngx_http_ciba_notify_ping(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
 
     if (rec && rec->kind == NGX_HTTP_CIBA_REC_NOTIFY
         && ngx_http_ciba_record_expire(rec) > ngx_time()
-        && CRYPTO_memcmp(rec->data + 32, hash, 32) == 0)
+        && CRYPTO_memcmp(rec->d.data + 32, hash, 32) == 0)
     {
-        ngx_memcpy(pending_key, rec->data, 32);
+        ngx_memcpy(pending_key, rec->d.data, 32);
 
-        pending = ngx_http_ciba_lookup(zone->sh, rec->data);
+        pending = ngx_http_ciba_lookup(zone->sh, rec->d.data);
 
         if (pending && pending->kind == NGX_HTTP_CIBA_REC_PENDING) {
-            pd = (ngx_http_ciba_pending_data_t *) pending->data;
+            pd = (ngx_http_ciba_pending_data_t *) pending->d.data;
 
             /* only the approval this notification is for, not a newer one */
 
             if (pd->areq_len == auth_req_id->len
-                && ngx_memcmp(pending->data
+                && ngx_memcmp(pending->d.data
                               + sizeof(ngx_http_ciba_pending_data_t)
                               + pd->handle_len,
                               auth_req_id->data, auth_req_id->len)
@@ -643,7 +645,7 @@ ngx_http_ciba_pushed_take(ngx_shm_zone_t *shm_zone, ngx_str_t *auth_req_id,
             rc = NGX_ERROR;
 
         } else {
-            ngx_memcpy(token->data, rec->data, rec->len);
+            ngx_memcpy(token->data, rec->d.data, rec->len);
             token->len = rec->len;
             rc = NGX_OK;
 
@@ -694,7 +696,7 @@ ngx_http_ciba_store_put(ngx_shm_zone_t *shm_zone, const char *prefix,
 
     rec = ngx_http_ciba_insert(zone, key, expire, kind, len);
     if (rec) {
-        ngx_memcpy(rec->data, data, len);
+        ngx_memcpy(rec->d.data, data, len);
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);

@@ -317,7 +317,7 @@ ngx_http_ciba_remove(ngx_http_ciba_zone_t *zone, ngx_http_ciba_record_t *rec)
     ngx_http_ciba_pending_data_t  *pd;
 
     if (rec->kind == NGX_HTTP_CIBA_REC_PENDING) {
-        pd = (ngx_http_ciba_pending_data_t *) rec->data;
+        pd = (ngx_http_ciba_pending_data_t *) rec->d.data;
 
         counter = ngx_http_ciba_lookup(zone->sh, pd->subject);
 

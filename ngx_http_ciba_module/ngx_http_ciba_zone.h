@@ -39,7 +39,7 @@
  * that finding, adding, removing and expiring a record take O(log n)
  * whatever the order in which records expire.  A counter is never in the
  * expiry tree: its node there holds the count instead.  A used record is
- * 117 bytes, in the 128-byte slab class.
+ * 121 bytes (on 64-bit platforms), in the 128-byte slab class.
  */
 
 typedef struct {
@@ -52,12 +52,15 @@ typedef struct {
     u_char                      kind;
     u_char                      state;
     u_short                     len;
-    u_char                      data[1];
+    union {
+        uint64_t                align;      /* for the pending data */
+        u_char                  data[1];
+    } d;
 } ngx_http_ciba_record_t;
 
 
 #define ngx_http_ciba_record_size(n)                                         \
-    (offsetof(ngx_http_ciba_record_t, data) + (n))
+    (offsetof(ngx_http_ciba_record_t, d) + (n))
 
 #define ngx_http_ciba_record_expire(rec)                                     \
     ((time_t) (rec)->u.expiry.key)
@@ -90,7 +93,7 @@ typedef struct {
  */
 
 #define NGX_HTTP_CIBA_PENDING_ROOM                                           \
-    (512 - offsetof(ngx_http_ciba_record_t, data))
+    (512 - offsetof(ngx_http_ciba_record_t, d))
 
 
 typedef struct {

@@ -155,7 +155,7 @@ ngx_http_ciba_fuzz_check(ngx_http_ciba_zone_t *zone)
 
         for (j = 0; j < n; j++) {
             r = recs[j];
-            pd = (ngx_http_ciba_pending_data_t *) r->data;
+            pd = (ngx_http_ciba_pending_data_t *) r->d.data;
 
             if (r->kind == NGX_HTTP_CIBA_REC_PENDING
                 && ngx_memcmp(pd->subject, rec->hash, 32) == 0)
@@ -176,7 +176,7 @@ ngx_http_ciba_fuzz_check(ngx_http_ciba_zone_t *zone)
             continue;
         }
 
-        pd = (ngx_http_ciba_pending_data_t *) rec->data;
+        pd = (ngx_http_ciba_pending_data_t *) rec->d.data;
         r = ngx_http_ciba_lookup(sh, pd->subject);
 
         ngx_http_ciba_fuzz_assert(r && r->kind == NGX_HTTP_CIBA_REC_COUNT,

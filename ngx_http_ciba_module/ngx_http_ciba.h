@@ -383,9 +383,9 @@ ngx_table_elt_t *ngx_http_ciba_next_header(ngx_http_request_t *r,
 
 /* ngx_http_ciba_digest.c */
 ngx_int_t ngx_http_ciba_request_check(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx);
 ngx_int_t ngx_http_ciba_digest(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     off_t *body_len);
 void ngx_http_ciba_unescape_arg(u_char **dst, ngx_str_t *src);
 ngx_int_t ngx_http_ciba_utf8_valid(u_char *p, size_t len);
@@ -402,18 +402,18 @@ char *ngx_http_ciba_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
 char *ngx_http_ciba_algorithms(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 ngx_int_t ngx_http_ciba_keys_check(ngx_conf_t *cf,
-    ngx_http_ciba_loc_conf_t *clcf);
+    ngx_http_ciba_loc_conf_t *cicf);
 ngx_http_ciba_alg_t *ngx_http_ciba_alg_by_name(u_char *name, size_t len);
 ngx_int_t ngx_http_ciba_conf_read_file(ngx_conf_t *cf, ngx_str_t *name,
     ngx_str_t *content);
 
 /* ngx_http_ciba_token.c */
 ngx_int_t ngx_http_ciba_id_token_check(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_str_t *id_token,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_str_t *id_token,
     ngx_str_t *auth_req_id, ngx_str_t *access_token, ngx_str_t *client_id,
     const char **reason);
 ngx_int_t ngx_http_ciba_token_check(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags);
 
 /* ngx_http_ciba_verify.c */
@@ -432,12 +432,12 @@ char *ngx_http_ciba_handle_key(ngx_conf_t *cf, ngx_command_t *cmd,
 
 /* ngx_http_ciba_backchannel.c */
 ngx_int_t ngx_http_ciba_as_request(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_uint_t step);
 json_t *ngx_http_ciba_as_json(ngx_http_request_t *r,
     ngx_http_ciba_ctx_t *ctx);
 ngx_int_t ngx_http_ciba_render_binding(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx);
 char *ngx_http_ciba_binding_chars(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_ciba_authorization_detail(ngx_conf_t *cf,
@@ -446,10 +446,10 @@ ngx_int_t ngx_http_ciba_as_filter_init(ngx_conf_t *cf);
 
 /* ngx_http_ciba_approval.c */
 ngx_int_t ngx_http_ciba_approval(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *handle);
 char *ngx_http_ciba_check_flow(ngx_conf_t *cf,
-    ngx_http_ciba_loc_conf_t *clcf);
+    ngx_http_ciba_loc_conf_t *cicf);
 
 /* ngx_http_ciba_zone.c */
 char *ngx_http_ciba_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
@@ -506,10 +506,10 @@ ngx_int_t ngx_http_ciba_answer(ngx_http_request_t *r,
 ngx_int_t ngx_http_ciba_send(ngx_http_request_t *r, ngx_buf_t *b);
 
 /* ngx_http_ciba_log.c */
+extern ngx_str_t  ngx_http_ciba_outcome_names[];
 ngx_int_t ngx_http_ciba_add_variables(ngx_conf_t *cf);
 void ngx_http_ciba_log_decision(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
-const char *ngx_http_ciba_outcome_name(ngx_http_ciba_outcome_e outcome);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx);
 u_char *ngx_http_ciba_log_escape(ngx_pool_t *pool, ngx_str_t *src);
 
 

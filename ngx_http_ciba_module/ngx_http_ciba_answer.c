@@ -101,14 +101,14 @@ ngx_http_ciba_answer(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
     ngx_buf_t                 *b;
     ngx_uint_t                 status;
     ngx_http_ciba_answer_t    *a;
-    ngx_http_ciba_loc_conf_t  *clcf;
+    ngx_http_ciba_loc_conf_t  *cicf;
 
     a = &ngx_http_ciba_answers[ctx->outcome];
     status = a->status;
 
     if (ctx->outcome == NGX_HTTP_CIBA_PENDING) {
-        clcf = ngx_http_get_module_loc_conf(r, ngx_http_ciba_module);
-        status = clcf->pending_status;
+        cicf = ngx_http_get_module_loc_conf(r, ngx_http_ciba_module);
+        status = cicf->pending_status;
     }
 
     /*

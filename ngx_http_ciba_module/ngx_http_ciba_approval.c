@@ -1,19 +1,22 @@
 
 /*
- * ngx_http_ciba_module: asking the human (OpenID Connect CIBA, poll mode).
+ * ngx_http_ciba_module: asking the human (OpenID Connect CIBA: poll, ping
+ * and push modes).
  *
  * A request without an approval token:
  *   - with an approval handle: the handle is opened and must be for this
- *     digest and subject; the token endpoint is asked at most once per
- *     interval (the zone says when), otherwise the answer is "pending";
+ *     digest and subject; in push mode the pushed tokens are taken, in
+ *     poll and ping mode the token endpoint is asked at most once per
+ *     interval, one request at a time (the zone says when; once pinged,
+ *     at once), otherwise the answer is "pending";
  *   - without one: a live pending approval for the same (subject, digest)
  *     is continued as if the handle had been sent (the human is asked
  *     once, not per retry); otherwise a backchannel authentication request
  *     asks the human, within a per-subject limit, and the answer is
  *     "pending" with a new handle.
- * Tokens from the token endpoint are validated when keys are configured,
- * and the auth_req_id is consumed once, so a second retry with the same
- * handle, even a concurrent one, is a replay.
+ * Tokens from the token endpoint or pushed are validated when keys are
+ * configured, and the auth_req_id is consumed once, so a second retry
+ * with the same handle, even a concurrent one, is a replay.
  */
 
 
@@ -21,25 +24,25 @@
 
 
 static ngx_int_t ngx_http_ciba_approval_start(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *handle);
 static ngx_int_t ngx_http_ciba_continue(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_http_ciba_pending_t *p);
 static ngx_int_t ngx_http_ciba_poll(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_bc_result(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_token_result(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_consume_areq(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx);
 static void ngx_http_ciba_mark_refused(ngx_http_request_t *r,
     ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_areq_record(ngx_http_ciba_ctx_t *ctx,
     u_char *record);
 static ngx_int_t ngx_http_ciba_tokens(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *token);
 static ngx_int_t ngx_http_ciba_as_error(ngx_http_request_t *r,
     ngx_http_ciba_ctx_t *ctx, json_t *json, const char *what);
@@ -71,11 +74,11 @@ static const char  *ngx_http_ciba_misconfigs[] = {
  */
 
 ngx_int_t
-ngx_http_ciba_approval(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+ngx_http_ciba_approval(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
     ngx_http_ciba_ctx_t *ctx, ngx_str_t *handle)
 {
     if (ctx->step == NGX_HTTP_CIBA_STEP_NONE) {
-        return ngx_http_ciba_approval_start(r, clcf, ctx, handle);
+        return ngx_http_ciba_approval_start(r, cicf, ctx, handle);
     }
 
     if (!ctx->as_done) {
@@ -86,16 +89,16 @@ ngx_http_ciba_approval(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     r->read_event_handler = ngx_http_block_reading;
 
     if (ctx->step == NGX_HTTP_CIBA_STEP_BC) {
-        return ngx_http_ciba_bc_result(r, clcf, ctx);
+        return ngx_http_ciba_bc_result(r, cicf, ctx);
     }
 
-    return ngx_http_ciba_token_result(r, clcf, ctx);
+    return ngx_http_ciba_token_result(r, cicf, ctx);
 }
 
 
 static ngx_int_t
 ngx_http_ciba_approval_start(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *handle)
 {
     time_t                      now;
@@ -103,12 +106,12 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
     ngx_int_t                   rc;
     ngx_str_t                   src, dst;
     ngx_http_ciba_pending_t     p;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
     now = ngx_time();
 
-    if (ngx_http_complex_value(r, clcf->login_hint, &ctx->login_hint)
+    if (ngx_http_complex_value(r, cicf->login_hint, &ctx->login_hint)
         != NGX_OK)
     {
         return NGX_ERROR;
@@ -119,7 +122,7 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
                                  "no_login_hint");
     }
 
-    if (clcf->subject == NULL) {
+    if (cicf->subject == NULL) {
         ctx->subject = ctx->login_hint;
     }
 
@@ -140,7 +143,7 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (ngx_http_ciba_render_binding(r, clcf, ctx) != NGX_OK) {
+    if (ngx_http_ciba_render_binding(r, cicf, ctx) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -178,7 +181,7 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
                                      "handle_expired");
         }
 
-        if (ngx_http_ciba_pending_get(cmcf->shm_zone, ctx->pending_key,
+        if (ngx_http_ciba_pending_get(cimcf->shm_zone, ctx->pending_key,
                                       r->pool, &p)
             == NGX_OK
             && p.state != NGX_HTTP_CIBA_PENDING_REQUESTING)
@@ -206,12 +209,12 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
             }
         }
 
-        return ngx_http_ciba_poll(r, clcf, ctx);
+        return ngx_http_ciba_poll(r, cicf, ctx);
     }
 
     /* a bare request: continue a live pending approval, or ask */
 
-    rc = ngx_http_ciba_pending_get(cmcf->shm_zone, ctx->pending_key, r->pool,
+    rc = ngx_http_ciba_pending_get(cimcf->shm_zone, ctx->pending_key, r->pool,
                                    &p);
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
@@ -219,13 +222,13 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
 
     if (rc == NGX_OK && p.state == NGX_HTTP_CIBA_PENDING_EXPIRED) {
         /* an expired approval is not continued: this request asks anew */
-        ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+        ngx_http_ciba_pending_update(cimcf->shm_zone, ctx->pending_key,
                                      NGX_HTTP_CIBA_PENDING_DONE, 0);
         rc = NGX_DECLINED;
     }
 
     if (rc == NGX_OK) {
-        return ngx_http_ciba_continue(r, clcf, ctx, &p);
+        return ngx_http_ciba_continue(r, cicf, ctx, &p);
     }
 
     /*
@@ -233,10 +236,10 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
      * when the request ends before the AS answers
      */
 
-    ctx->zone = cmcf->shm_zone;
+    ctx->zone = cimcf->shm_zone;
 
-    rc = ngx_http_ciba_pending_begin(cmcf->shm_zone, ctx->pending_key,
-                                     ctx->subject_key, clcf->max_pending,
+    rc = ngx_http_ciba_pending_begin(cimcf->shm_zone, ctx->pending_key,
+                                     ctx->subject_key, cicf->max_pending,
                                      now + 60, r->connection->log);
     switch (rc) {
 
@@ -244,7 +247,7 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
         break;
 
     case NGX_BUSY:
-        if (ngx_http_ciba_pending_get(cmcf->shm_zone, ctx->pending_key,
+        if (ngx_http_ciba_pending_get(cimcf->shm_zone, ctx->pending_key,
                                       r->pool, &p)
             != NGX_OK)
         {
@@ -252,7 +255,7 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
                                      "pending_race");
         }
 
-        return ngx_http_ciba_continue(r, clcf, ctx, &p);
+        return ngx_http_ciba_continue(r, cicf, ctx, &p);
 
     case NGX_DECLINED:
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_RATE_LIMITED,
@@ -268,10 +271,13 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
     ngx_memcpy(ctx->handle.digest, digest, 32);
     ngx_memcpy(ctx->handle.subject, ctx->subject_key, 32);
 
-    rc = ngx_http_ciba_as_request(r, clcf, ctx, NGX_HTTP_CIBA_STEP_BC);
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ciba: no pending approval: asking the human");
+
+    rc = ngx_http_ciba_as_request(r, cicf, ctx, NGX_HTTP_CIBA_STEP_BC);
 
     if (rc != NGX_AGAIN) {
-        ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+        ngx_http_ciba_pending_update(cimcf->shm_zone, ctx->pending_key,
                                      NGX_HTTP_CIBA_PENDING_DONE, 0);
     }
 
@@ -280,9 +286,12 @@ ngx_http_ciba_approval_start(ngx_http_request_t *r,
 
 
 static ngx_int_t
-ngx_http_ciba_continue(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+ngx_http_ciba_continue(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
     ngx_http_ciba_ctx_t *ctx, ngx_http_ciba_pending_t *p)
 {
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ciba: a pending approval, state %ui", p->state);
+
     switch (p->state) {
 
     case NGX_HTTP_CIBA_PENDING_REQUESTING:
@@ -304,12 +313,12 @@ ngx_http_ciba_continue(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     ctx->handle.interval = p->interval;
     ctx->handle.mode = p->mode;
 
-    return ngx_http_ciba_poll(r, clcf, ctx);
+    return ngx_http_ciba_poll(r, cicf, ctx);
 }
 
 
 static ngx_int_t
-ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
     ngx_http_ciba_ctx_t *ctx)
 {
     time_t                      now, interval;
@@ -318,9 +327,9 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     ngx_int_t                   rc;
     ngx_str_t                   token;
     ngx_http_ciba_pending_t     p;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
     now = ngx_time();
 
     ctx->interval = ctx->handle.interval;
@@ -336,7 +345,7 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         return NGX_ERROR;
     }
 
-    rc = ngx_http_ciba_store_seen(cmcf->shm_zone, record);
+    rc = ngx_http_ciba_store_seen(cimcf->shm_zone, record);
 
     if (rc == NGX_BUSY) {
         return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_REPLAYED,
@@ -354,14 +363,14 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
      * fetched by a token request whose client went away (any mode)
      */
 
-    rc = ngx_http_ciba_pushed_take(cmcf->shm_zone, &ctx->handle.auth_req_id,
+    rc = ngx_http_ciba_pushed_take(cimcf->shm_zone, &ctx->handle.auth_req_id,
                                    r->pool, &token);
     if (rc == NGX_ERROR) {
         return NGX_ERROR;
     }
 
     if (rc == NGX_OK) {
-        return ngx_http_ciba_tokens(r, clcf, ctx, &token);
+        return ngx_http_ciba_tokens(r, cicf, ctx, &token);
     }
 
     if (ctx->handle.mode == NGX_HTTP_CIBA_MODE_PUSH) {
@@ -373,7 +382,9 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
                                  "authorization_pending");
     }
 
-    rc = ngx_http_ciba_pending_poll(cmcf->shm_zone, ctx->pending_key,
+    next = 0;
+
+    rc = ngx_http_ciba_pending_poll(cimcf->shm_zone, ctx->pending_key,
                                     &ctx->handle.auth_req_id, &next,
                                     &interval);
 
@@ -386,6 +397,12 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         ctx->handle.interval = interval;
         ctx->interval = interval;
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ciba: poll: %s, next at %L ms",
+                   (rc == NGX_OK) ? "due" : (rc == NGX_BUSY) ? "not yet"
+                                                             : "no record",
+                   next);
 
     if (rc == NGX_BUSY) {
         /*
@@ -412,7 +429,7 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
          * used)
          */
 
-        rc = ngx_http_ciba_store_seen(cmcf->shm_zone, record);
+        rc = ngx_http_ciba_store_seen(cimcf->shm_zone, record);
 
         if (rc == NGX_BUSY) {
             return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_REPLAYED,
@@ -424,8 +441,8 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
                                      "as_token_refused");
         }
 
-        rc = ngx_http_ciba_pending_begin(cmcf->shm_zone, ctx->pending_key,
-                                         ctx->subject_key, clcf->max_pending,
+        rc = ngx_http_ciba_pending_begin(cimcf->shm_zone, ctx->pending_key,
+                                         ctx->subject_key, cicf->max_pending,
                                          ctx->handle.expire,
                                          r->connection->log);
         if (rc == NGX_BUSY) {
@@ -453,20 +470,20 @@ ngx_http_ciba_poll(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         p.handle = ctx->handle_str;
         p.auth_req_id = ctx->handle.auth_req_id;
 
-        rc = ngx_http_ciba_pending_set(cmcf->shm_zone, ctx->pending_key, &p,
+        rc = ngx_http_ciba_pending_set(cimcf->shm_zone, ctx->pending_key, &p,
                                        r->connection->log);
         if (rc != NGX_OK) {
             return ngx_http_ciba_zone_full(r, ctx);
         }
     }
 
-    return ngx_http_ciba_as_request(r, clcf, ctx, NGX_HTTP_CIBA_STEP_TOKEN);
+    return ngx_http_ciba_as_request(r, cicf, ctx, NGX_HTTP_CIBA_STEP_TOKEN);
 }
 
 
 static ngx_int_t
 ngx_http_ciba_bc_result(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx)
 {
     time_t                      now, expires_in, interval;
     u_char                      token_hash[32];
@@ -474,16 +491,16 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
     ngx_int_t                   rc;
     ngx_str_t                   empty;
     ngx_http_ciba_pending_t     p;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
     now = ngx_time();
     ngx_str_null(&empty);
 
     json = ngx_http_ciba_as_json(r, ctx);
 
     if (ctx->as_status != NGX_HTTP_OK || json == NULL) {
-        ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+        ngx_http_ciba_pending_update(cimcf->shm_zone, ctx->pending_key,
                                      NGX_HTTP_CIBA_PENDING_DONE, 0);
         return ngx_http_ciba_as_error(r, ctx, json, "backchannel");
     }
@@ -532,7 +549,7 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
 
     ctx->handle.expire = now + expires_in;
     ctx->handle.interval = interval;
-    ctx->handle.mode = clcf->delivery;
+    ctx->handle.mode = cicf->delivery;
 
     if (ngx_http_ciba_request_ref(r, ctx) != NGX_OK) {
         return NGX_ERROR;
@@ -550,7 +567,7 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
     p.state = NGX_HTTP_CIBA_PENDING_WAITING;
     p.expire = ctx->handle.expire;
     p.interval = interval;
-    p.mode = clcf->delivery;
+    p.mode = cicf->delivery;
     p.handle = ctx->handle_str;
     p.auth_req_id = ctx->handle.auth_req_id;
 
@@ -560,16 +577,16 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
      */
 
     p.next_poll = ngx_http_ciba_now_ms()
-                  + 1000 * ((clcf->delivery == NGX_HTTP_CIBA_MODE_PING)
+                  + 1000 * ((cicf->delivery == NGX_HTTP_CIBA_MODE_PING)
                             ? ngx_max(6 * interval, 30) : interval);
 
-    rc = ngx_http_ciba_pending_set(cmcf->shm_zone, ctx->pending_key, &p,
+    rc = ngx_http_ciba_pending_set(cimcf->shm_zone, ctx->pending_key, &p,
                                    r->connection->log);
     if (rc != NGX_OK) {
         return ngx_http_ciba_zone_full(r, ctx);
     }
 
-    if (clcf->delivery != NGX_HTTP_CIBA_MODE_POLL) {
+    if (cicf->delivery != NGX_HTTP_CIBA_MODE_POLL) {
         if (ngx_http_ciba_store_key(&empty, &ctx->notification_token,
                                     token_hash)
             != NGX_OK)
@@ -577,7 +594,7 @@ ngx_http_ciba_bc_result(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        rc = ngx_http_ciba_notify_set(cmcf->shm_zone,
+        rc = ngx_http_ciba_notify_set(cimcf->shm_zone,
                                       &ctx->handle.auth_req_id,
                                       ctx->pending_key, token_hash,
                                       ctx->handle.expire,
@@ -600,7 +617,7 @@ bad:
                   "ciba: the authorization server's backchannel answer "
                   "lacks a valid auth_req_id, expires_in or interval");
 
-    ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+    ngx_http_ciba_pending_update(cimcf->shm_zone, ctx->pending_key,
                                  NGX_HTTP_CIBA_PENDING_DONE, 0);
 
     return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE, "as_bad_answer");
@@ -609,13 +626,13 @@ bad:
 
 static ngx_int_t
 ngx_http_ciba_token_result(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx)
 {
     json_t                     *json, *v;
     ngx_str_t                   token, error;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
     json = ngx_http_ciba_as_json(r, ctx);
 
@@ -630,7 +647,7 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
                 && ngx_strncmp(error.data, "authorization_pending", 21) == 0)
             {
                 /* the next poll an interval after this answer */
-                ngx_http_ciba_pending_update(cmcf->shm_zone,
+                ngx_http_ciba_pending_update(cimcf->shm_zone,
                                              ctx->pending_key,
                                              NGX_HTTP_CIBA_PENDING_WAITING,
                                              0);
@@ -650,7 +667,7 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
                 ctx->interval = ctx->handle.interval;
                 ctx->retry_after = ctx->handle.interval;
 
-                ngx_http_ciba_pending_update(cmcf->shm_zone,
+                ngx_http_ciba_pending_update(cimcf->shm_zone,
                                              ctx->pending_key,
                                              NGX_HTTP_CIBA_PENDING_WAITING,
                                              ctx->handle.interval);
@@ -666,7 +683,7 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
                 && ngx_strncmp(error.data, "expired_token", 13) == 0)
             {
                 /* a later request without the handle asks anew */
-                ngx_http_ciba_pending_update(cmcf->shm_zone,
+                ngx_http_ciba_pending_update(cimcf->shm_zone,
                                              ctx->pending_key,
                                              NGX_HTTP_CIBA_PENDING_EXPIRED,
                                              0);
@@ -681,16 +698,16 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
                  * the AS redeemed this auth_req_id already: remember it,
                  * so that further retries are refused without asking
                  */
-                ngx_http_ciba_pending_update(cmcf->shm_zone,
+                ngx_http_ciba_pending_update(cimcf->shm_zone,
                                              ctx->pending_key,
                                              NGX_HTTP_CIBA_PENDING_DONE, 0);
-                (void) ngx_http_ciba_consume_areq(r, clcf, ctx);
+                (void) ngx_http_ciba_consume_areq(r, cicf, ctx);
                 return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_REPLAYED,
                                          "invalid_grant");
             }
 
             if (ngx_http_ciba_error_in(&error, ngx_http_ciba_denials)) {
-                ngx_http_ciba_pending_update(cmcf->shm_zone,
+                ngx_http_ciba_pending_update(cimcf->shm_zone,
                                              ctx->pending_key,
                                              NGX_HTTP_CIBA_PENDING_DENIED,
                                              0);
@@ -701,7 +718,7 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
 
     if (ctx->as_status != NGX_HTTP_OK || json == NULL) {
         /* the poll failed: the next one an interval on */
-        ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+        ngx_http_ciba_pending_update(cimcf->shm_zone, ctx->pending_key,
                                      NGX_HTTP_CIBA_PENDING_WAITING, 0);
         return ngx_http_ciba_as_error(r, ctx, json, "token");
     }
@@ -711,7 +728,7 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
     if (!json_is_string(v) || json_string_length(v) == 0
         || json_string_length(v) > NGX_HTTP_CIBA_TOKEN_MAX)
     {
-        ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+        ngx_http_ciba_pending_update(cimcf->shm_zone, ctx->pending_key,
                                      NGX_HTTP_CIBA_PENDING_WAITING, 0);
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ciba: the authorization server's token answer "
@@ -723,7 +740,7 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
     token.data = (u_char *) json_string_value(v);
     token.len = json_string_length(v);
 
-    return ngx_http_ciba_tokens(r, clcf, ctx, &token);
+    return ngx_http_ciba_tokens(r, cicf, ctx, &token);
 }
 
 
@@ -735,20 +752,20 @@ ngx_http_ciba_token_result(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_ciba_consume_areq(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx)
 {
     u_char                      record[32];
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
     if (ngx_http_ciba_areq_record(ctx, record) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    return ngx_http_ciba_store_consume(cmcf->shm_zone, record,
+    return ngx_http_ciba_store_consume(cimcf->shm_zone, record,
                                        ctx->pending_key,
-                                       ctx->handle.expire + clcf->leeway + 1,
+                                       ctx->handle.expire + cicf->leeway + 1,
                                        &ctx->retry_after,
                                        r->connection->log);
 }
@@ -758,12 +775,12 @@ static void
 ngx_http_ciba_mark_refused(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
 {
     u_char                      record[32];
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
     if (ngx_http_ciba_areq_record(ctx, record) == NGX_OK) {
-        ngx_http_ciba_store_refused(cmcf->shm_zone, record);
+        ngx_http_ciba_store_refused(cimcf->shm_zone, record);
     }
 }
 
@@ -782,14 +799,14 @@ ngx_http_ciba_areq_record(ngx_http_ciba_ctx_t *ctx, u_char *record)
 
 
 static ngx_int_t
-ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
     ngx_http_ciba_ctx_t *ctx, ngx_str_t *token)
 {
     ngx_int_t                   rc;
     ngx_http_ciba_token_t       tok;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
     /*
      * the auth_req_id is redeemed: whatever follows, it is done here; its
@@ -798,18 +815,18 @@ ngx_http_ciba_tokens(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
      * the AS again
      */
 
-    rc = ngx_http_ciba_consume_areq(r, clcf, ctx);
+    rc = ngx_http_ciba_consume_areq(r, cicf, ctx);
 
     if (ctx->handle.mode != NGX_HTTP_CIBA_MODE_POLL) {
         /* the approval is over: no later notification is taken for it */
-        ngx_http_ciba_notify_remove(cmcf->shm_zone,
+        ngx_http_ciba_notify_remove(cimcf->shm_zone,
                                     &ctx->handle.auth_req_id);
     }
 
-    if (rc == NGX_OK && clcf->keys) {
+    if (rc == NGX_OK && cicf->keys) {
         ngx_memzero(&tok, sizeof(ngx_http_ciba_token_t));
 
-        rc = ngx_http_ciba_token_check(r, clcf, ctx, token, &tok,
+        rc = ngx_http_ciba_token_check(r, cicf, ctx, token, &tok,
                                        NGX_HTTP_CIBA_TOKEN_FROM_AS);
         if (rc != NGX_OK) {
             if (rc == NGX_DECLINED) {
@@ -987,11 +1004,11 @@ ngx_http_ciba_error_in(ngx_str_t *error, const char **set)
 static ngx_int_t
 ngx_http_ciba_zone_full(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
 {
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
-    ctx->retry_after = ngx_http_ciba_store_retry_after(cmcf->shm_zone);
+    ctx->retry_after = ngx_http_ciba_store_retry_after(cimcf->shm_zone);
 
     return ngx_http_ciba_set(ctx, NGX_HTTP_CIBA_UNAVAILABLE, "zone_full");
 }
@@ -1041,31 +1058,31 @@ ngx_http_ciba_request_ref(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
 static u_char *
 ngx_http_ciba_key_of(ngx_http_request_t *r)
 {
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
-    if (cmcf->handle_key) {
-        return cmcf->handle_key;
+    if (cimcf->handle_key) {
+        return cimcf->handle_key;
     }
 
-    return ngx_http_ciba_store_handle_key(cmcf->shm_zone);
+    return ngx_http_ciba_store_handle_key(cimcf->shm_zone);
 }
 
 
 char *
-ngx_http_ciba_check_flow(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf)
+ngx_http_ciba_check_flow(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *cicf)
 {
     u_char  *p, *last;
 
-    if (clcf->token_uri.len == 0) {
+    if (cicf->token_uri.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ciba_backchannel_endpoint\" is set but "
                            "\"ciba_token_endpoint\" is not");
         return NGX_CONF_ERROR;
     }
 
-    if (clcf->login_hint == NULL) {
+    if (cicf->login_hint == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ciba_backchannel_endpoint\" is set but "
                            "\"ciba_login_hint\" is not");
@@ -1074,8 +1091,8 @@ ngx_http_ciba_check_flow(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf)
 
     /* the scope must hold the "openid" word */
 
-    p = clcf->scope.data;
-    last = p + clcf->scope.len;
+    p = cicf->scope.data;
+    last = p + cicf->scope.len;
 
     while (p < last) {
         if ((size_t) (last - p) >= 6 && ngx_strncmp(p, "openid", 6) == 0
@@ -1099,10 +1116,10 @@ ngx_http_ciba_check_flow(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf)
         return NGX_CONF_ERROR;
     }
 
-    if (clcf->pending_status != NGX_HTTP_UNAUTHORIZED
-        && clcf->pending_status != NGX_HTTP_FORBIDDEN
-        && clcf->pending_status != NGX_HTTP_CONFLICT
-        && clcf->pending_status != 428)
+    if (cicf->pending_status != NGX_HTTP_UNAUTHORIZED
+        && cicf->pending_status != NGX_HTTP_FORBIDDEN
+        && cicf->pending_status != NGX_HTTP_CONFLICT
+        && cicf->pending_status != 428)
     {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ciba_pending_status\" must be 401, 403, 409 "
@@ -1110,7 +1127,7 @@ ngx_http_ciba_check_flow(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf)
         return NGX_CONF_ERROR;
     }
 
-    if (clcf->max_pending == 0) {
+    if (cicf->max_pending == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ciba_max_pending\" must be at least 1");
         return NGX_CONF_ERROR;

@@ -37,7 +37,7 @@ static ngx_int_t ngx_http_ciba_as_headers(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ciba_as_body_filter(ngx_http_request_t *r,
     ngx_chain_t *in);
 static ngx_int_t ngx_http_ciba_authz_details(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *out);
 static json_t *ngx_http_ciba_authz_args(ngx_http_request_t *r,
     ngx_http_ciba_ctx_t *ctx, ngx_uint_t *truncated);
@@ -60,7 +60,7 @@ static ngx_http_output_body_filter_pt  ngx_http_next_body_filter;
 
 ngx_int_t
 ngx_http_ciba_as_request(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_uint_t step)
 {
     u_char                        random[32];
@@ -78,9 +78,9 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
     }
 
     if (step == NGX_HTTP_CIBA_STEP_BC) {
-        uri = &clcf->bc_uri;
+        uri = &cicf->bc_uri;
 
-        if (ngx_http_ciba_form_add(r->pool, &form, "scope", &clcf->scope)
+        if (ngx_http_ciba_form_add(r->pool, &form, "scope", &cicf->scope)
                != NGX_OK
             || ngx_http_ciba_form_add(r->pool, &form, "login_hint",
                                       &ctx->login_hint)
@@ -89,7 +89,7 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
                                       &ctx->binding_message)
                != NGX_OK
             || ngx_http_ciba_form_add_cv(r, &form, "acr_values",
-                                         clcf->acr_values)
+                                         cicf->acr_values)
                != NGX_OK)
         {
             return NGX_ERROR;
@@ -100,7 +100,7 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        value.len = ngx_sprintf(value.data, "%T", clcf->requested_expiry)
+        value.len = ngx_sprintf(value.data, "%T", cicf->requested_expiry)
                     - value.data;
 
         if (ngx_http_ciba_form_add(r->pool, &form, "requested_expiry",
@@ -110,7 +110,7 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        rc = ngx_http_ciba_authz_details(r, clcf, ctx, &value);
+        rc = ngx_http_ciba_authz_details(r, cicf, ctx, &value);
 
         if (rc == NGX_DECLINED) {
             ctx->outcome = NGX_HTTP_CIBA_BAD_REQUEST;
@@ -126,7 +126,7 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
             return NGX_ERROR;
         }
 
-        if (clcf->delivery != NGX_HTTP_CIBA_MODE_POLL) {
+        if (cicf->delivery != NGX_HTTP_CIBA_MODE_POLL) {
 
             /* 256 random bits authenticate the AS's ping or push */
 
@@ -154,7 +154,7 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
         }
 
     } else {
-        uri = &clcf->token_uri;
+        uri = &cicf->token_uri;
 
         ngx_str_set(&value, "urn:openid:params:grant-type:ciba");
 
@@ -170,10 +170,10 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
 
     /* client_secret_post, when configured */
 
-    if (ngx_http_ciba_form_add_cv(r, &form, "client_id", clcf->client_id)
+    if (ngx_http_ciba_form_add_cv(r, &form, "client_id", cicf->client_id)
         != NGX_OK
         || ngx_http_ciba_form_add_cv(r, &form, "client_secret",
-                                     clcf->client_secret)
+                                     cicf->client_secret)
            != NGX_OK)
     {
         return NGX_ERROR;
@@ -211,6 +211,12 @@ ngx_http_ciba_as_request(ngx_http_request_t *r,
     {
         return NGX_ERROR;
     }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ciba: %s request sent to \"%V\"",
+                   (step == NGX_HTTP_CIBA_STEP_TOKEN) ? "token"
+                                                      : "backchannel",
+                   uri);
 
     if (step == NGX_HTTP_CIBA_STEP_TOKEN) {
         r->read_event_handler = ngx_http_ciba_as_watch_client;
@@ -496,9 +502,9 @@ ngx_http_ciba_keep_tokens(ngx_http_request_t *sr, ngx_http_ciba_ctx_t *ctx)
     json_t                     *json, *v;
     ngx_str_t                   token;
     ngx_uint_t                  slow_down;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(sr, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(sr, ngx_http_ciba_module);
 
     json = ngx_http_ciba_as_json(sr, ctx);
 
@@ -507,13 +513,13 @@ ngx_http_ciba_keep_tokens(ngx_http_request_t *sr, ngx_http_ciba_ctx_t *ctx)
     if (ctx->as_status == NGX_HTTP_BAD_REQUEST && json_is_string(v)) {
 
         if (ngx_strcmp(json_string_value(v), "access_denied") == 0) {
-            ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+            ngx_http_ciba_pending_update(cimcf->shm_zone, ctx->pending_key,
                                          NGX_HTTP_CIBA_PENDING_DENIED, 0);
             return;
         }
 
         if (ngx_strcmp(json_string_value(v), "expired_token") == 0) {
-            ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+            ngx_http_ciba_pending_update(cimcf->shm_zone, ctx->pending_key,
                                          NGX_HTTP_CIBA_PENDING_EXPIRED, 0);
             return;
         }
@@ -526,7 +532,7 @@ ngx_http_ciba_keep_tokens(ngx_http_request_t *sr, ngx_http_ciba_ctx_t *ctx)
 
     if (ctx->as_status != NGX_HTTP_OK || !json_is_string(v)) {
         /* not yet, slow_down or a failure: the next poll an interval on */
-        ngx_http_ciba_pending_update(cmcf->shm_zone, ctx->pending_key,
+        ngx_http_ciba_pending_update(cimcf->shm_zone, ctx->pending_key,
                                      NGX_HTTP_CIBA_PENDING_WAITING,
                                      slow_down ? ctx->handle.interval + 5
                                                : 0);
@@ -536,7 +542,7 @@ ngx_http_ciba_keep_tokens(ngx_http_request_t *sr, ngx_http_ciba_ctx_t *ctx)
     token.data = (u_char *) json_string_value(v);
     token.len = json_string_length(v);
 
-    if (ngx_http_ciba_pushed_put(cmcf->shm_zone, &ctx->handle.auth_req_id,
+    if (ngx_http_ciba_pushed_put(cimcf->shm_zone, &ctx->handle.auth_req_id,
                                  &token, ctx->handle.expire,
                                  sr->connection->log)
         != NGX_OK)
@@ -692,13 +698,13 @@ ngx_http_ciba_as_json(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
 
 ngx_int_t
 ngx_http_ciba_render_binding(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx)
 {
     size_t     i;
     ngx_str_t  text;
 
-    if (clcf->binding_message) {
-        if (ngx_http_complex_value(r, clcf->binding_message, &text)
+    if (cicf->binding_message) {
+        if (ngx_http_complex_value(r, cicf->binding_message, &text)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -708,8 +714,8 @@ ngx_http_ciba_render_binding(ngx_http_request_t *r,
         text = ctx->action;
     }
 
-    if (text.len > clcf->binding_max) {
-        text.len = clcf->binding_max;
+    if (text.len > cicf->binding_max) {
+        text.len = cicf->binding_max;
 
         /* never half a UTF-8 character */
 
@@ -724,7 +730,7 @@ ngx_http_ciba_render_binding(ngx_http_request_t *r,
     }
 
     for (i = 0; i < text.len; i++) {
-        ctx->binding_message.data[i] = clcf->binding_chars[text.data[i]]
+        ctx->binding_message.data[i] = cicf->binding_chars[text.data[i]]
                                        ? text.data[i] : '_';
     }
 
@@ -744,17 +750,17 @@ ngx_http_ciba_render_binding(ngx_http_request_t *r,
 char *
 ngx_http_ciba_binding_chars(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_ciba_loc_conf_t *clcf = conf;
+    ngx_http_ciba_loc_conf_t *cicf = conf;
 
     u_char      *p, *last, c, from, to;
     ngx_str_t   *value;
 
-    if (clcf->binding_chars) {
+    if (cicf->binding_chars) {
         return "is duplicate";
     }
 
-    clcf->binding_chars = ngx_pcalloc(cf->pool, 256);
-    if (clcf->binding_chars == NULL) {
+    cicf->binding_chars = ngx_pcalloc(cf->pool, 256);
+    if (cicf->binding_chars == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -773,7 +779,7 @@ ngx_http_ciba_binding_chars(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 return "ends with a lone \"\\\"";
             }
 
-            clcf->binding_chars[p[1]] = 1;
+            cicf->binding_chars[p[1]] = 1;
             p += 2;
             continue;
         }
@@ -808,7 +814,7 @@ ngx_http_ciba_binding_chars(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             for (c = from; ; c++) {
-                clcf->binding_chars[c] = 1;
+                cicf->binding_chars[c] = 1;
 
                 if (c == to) {
                     break;
@@ -819,10 +825,10 @@ ngx_http_ciba_binding_chars(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
-        clcf->binding_chars[*p++] = 1;
+        cicf->binding_chars[*p++] = 1;
     }
 
-    if (clcf->binding_chars['_'] == 0) {
+    if (cicf->binding_chars['_'] == 0) {
         return "must allow \"_\", which replaces the other characters";
     }
 
@@ -836,7 +842,7 @@ char *
 ngx_http_ciba_authorization_detail(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf)
 {
-    ngx_http_ciba_loc_conf_t *clcf = conf;
+    ngx_http_ciba_loc_conf_t *cicf = conf;
 
     ngx_str_t                         *value;
     ngx_uint_t                         i;
@@ -870,17 +876,17 @@ ngx_http_ciba_authorization_detail(ngx_conf_t *cf, ngx_command_t *cmd,
         }
     }
 
-    if (clcf->details == NGX_CONF_UNSET_PTR) {
-        clcf->details = ngx_array_create(cf->pool, 2,
+    if (cicf->details == NGX_CONF_UNSET_PTR) {
+        cicf->details = ngx_array_create(cf->pool, 2,
                                          sizeof(ngx_http_ciba_detail_t));
-        if (clcf->details == NULL) {
+        if (cicf->details == NULL) {
             return NGX_CONF_ERROR;
         }
     }
 
-    d = clcf->details->elts;
+    d = cicf->details->elts;
 
-    for (i = 0; i < clcf->details->nelts; i++) {
+    for (i = 0; i < cicf->details->nelts; i++) {
         if (d[i].name.len == value[1].len
             && ngx_strncmp(d[i].name.data, value[1].data, value[1].len) == 0)
         {
@@ -888,7 +894,7 @@ ngx_http_ciba_authorization_detail(ngx_conf_t *cf, ngx_command_t *cmd,
         }
     }
 
-    d = ngx_array_push(clcf->details);
+    d = ngx_array_push(cicf->details);
     if (d == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -918,7 +924,7 @@ ngx_http_ciba_authorization_detail(ngx_conf_t *cf, ngx_command_t *cmd,
 
 static ngx_int_t
 ngx_http_ciba_authz_details(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, ngx_str_t *out)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, ngx_str_t *out)
 {
     u_char                     *p, *last;
     char                       *dump;
@@ -962,7 +968,7 @@ ngx_http_ciba_authz_details(ngx_http_request_t *r,
      * form), or nginx's decoded $uri escaped again
      */
 
-    if (clcf->path_mode == NGX_HTTP_CIBA_PATH_CANONICAL) {
+    if (cicf->path_mode == NGX_HTTP_CIBA_PATH_CANONICAL) {
         path = ctx->path;
 
     } else {
@@ -1010,8 +1016,8 @@ ngx_http_ciba_authz_details(ngx_http_request_t *r,
     /* arr owns obj from here */
 
     if (json_object_set_new(obj, "type",
-                            json_stringn((char *) clcf->rar_type.data,
-                                         clcf->rar_type.len))
+                            json_stringn((char *) cicf->rar_type.data,
+                                         cicf->rar_type.len))
            != 0
         || json_object_set_new(obj, "actions",
                                json_pack("[s%]", (char *) ctx->action.data,
@@ -1036,7 +1042,7 @@ ngx_http_ciba_authz_details(ngx_http_request_t *r,
         goto failed;
     }
 
-    if ((clcf->covers & NGX_HTTP_CIBA_COVER_ARGS) && ctx->args->nelts) {
+    if ((cicf->covers & NGX_HTTP_CIBA_COVER_ARGS) && ctx->args->nelts) {
 
         truncated = 0;
 
@@ -1053,7 +1059,7 @@ ngx_http_ciba_authz_details(ngx_http_request_t *r,
         }
     }
 
-    if ((clcf->covers & NGX_HTTP_CIBA_COVER_BODY)
+    if ((cicf->covers & NGX_HTTP_CIBA_COVER_BODY)
         && json_object_set_new(obj, "body_sha256",
                                json_stringn((char *) ctx->body_sha256, 64))
            != 0)
@@ -1061,10 +1067,10 @@ ngx_http_ciba_authz_details(ngx_http_request_t *r,
         goto failed;
     }
 
-    if (clcf->details) {
-        d = clcf->details->elts;
+    if (cicf->details) {
+        d = cicf->details->elts;
 
-        for (i = 0; i < clcf->details->nelts; i++) {
+        for (i = 0; i < cicf->details->nelts; i++) {
 
             if (ngx_http_complex_value(r, &d[i].value, &value) != NGX_OK) {
                 goto failed;

@@ -1,14 +1,18 @@
 
 /*
- * ngx_http_ciba_module: the notification endpoint (ping mode).
+ * ngx_http_ciba_module: the client notification endpoint (ping and push
+ * modes).
  *
- * "ciba_callback" makes a location the client notification endpoint the
- * AS pings (or pushes to): POST, "Authorization: Bearer
- * <client_notification_token>", body {"auth_req_id": "..."} (push: with
- * the tokens, or with an error).  A missing or wrong token (or an unknown
- * auth_req_id, which cannot be told apart) gets 401, a bad body 400, a
- * good ping 204 and makes the pending approval ready: the next retry (or
- * the waiting request) asks the token endpoint at once.
+ * "ciba_callback" makes a location the endpoint the AS pings or pushes
+ * to: POST, "Authorization: Bearer <client_notification_token>", body
+ * {"auth_req_id": "..."} (push: with the tokens, or with an error).  A
+ * missing or wrong token (or an unknown auth_req_id, which cannot be told
+ * apart) gets 401, a bad body 400.  A good ping gets 204 and makes the
+ * pending approval ready: the next retry (or the waiting request) asks
+ * the token endpoint at once.  A good push (its id_token verified and
+ * bound to the auth_req_id and the access token) gets 204, and the access
+ * token is kept for the approval's next retry, which checks it and takes
+ * it once; a pushed error is remembered as a denial or an expiry.
  */
 
 
@@ -31,11 +35,11 @@ char *
 ngx_http_ciba_callback(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_core_loc_conf_t   *clcf;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ciba_module);
+    cimcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ciba_module);
 
-    if (cmcf->shm_zone == NULL) {
+    if (cimcf->shm_zone == NULL) {
         return "needs a \"ciba_zone\" defined before it";
     }
 
@@ -94,9 +98,9 @@ ngx_http_ciba_callback_process(ngx_http_request_t *r)
     ngx_chain_t                *cl;
     json_error_t                err;
     ngx_pool_cleanup_t         *cln;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
     /* the bearer token first: nothing is parsed for an unknown caller */
 
@@ -177,7 +181,7 @@ ngx_http_ciba_callback_process(ngx_http_request_t *r)
     areq.data = (u_char *) json_string_value(v);
     areq.len = json_string_length(v);
 
-    rc = ngx_http_ciba_notify_ping(cmcf->shm_zone, &areq, &token,
+    rc = ngx_http_ciba_notify_ping(cimcf->shm_zone, &areq, &token,
                                    pending_key);
 
     if (rc == NGX_ERROR) {
@@ -227,7 +231,7 @@ ngx_http_ciba_callback_process(ngx_http_request_t *r)
 
         /* a pushed error ends the approval */
 
-        ngx_http_ciba_pending_update(cmcf->shm_zone, pending_key,
+        ngx_http_ciba_pending_update(cimcf->shm_zone, pending_key,
                                      (error.len == 13
                                       && ngx_strncmp(error.data,
                                                      "expired_token", 13)
@@ -236,7 +240,7 @@ ngx_http_ciba_callback_process(ngx_http_request_t *r)
                                      : NGX_HTTP_CIBA_PENDING_DENIED, 0);
 
         /* and nothing pushed later is taken for it */
-        ngx_http_ciba_notify_remove(cmcf->shm_zone, &areq);
+        ngx_http_ciba_notify_remove(cimcf->shm_zone, &areq);
 
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "ciba: the authorization server pushed an error, "
@@ -271,14 +275,14 @@ ngx_http_ciba_callback_push(ngx_http_request_t *r, json_t *json,
     ngx_int_t                   rc;
     ngx_str_t                   access, id_token, client_id;
     const char                 *reason;
-    ngx_http_ciba_loc_conf_t   *clcf;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_loc_conf_t   *cicf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cicf = ngx_http_get_module_loc_conf(r, ngx_http_ciba_module);
 
-    if (clcf->keys == NULL || clcf->issuer.len == 0
-        || clcf->client_id == NULL)
+    if (cicf->keys == NULL || cicf->issuer.len == 0
+        || cicf->client_id == NULL)
     {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "ciba: pushed tokens need \"ciba_key_file\", "
@@ -287,7 +291,7 @@ ngx_http_ciba_callback_push(ngx_http_request_t *r, json_t *json,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_complex_value(r, clcf->client_id, &client_id) != NGX_OK) {
+    if (ngx_http_complex_value(r, cicf->client_id, &client_id) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -313,7 +317,7 @@ ngx_http_ciba_callback_push(ngx_http_request_t *r, json_t *json,
     id_token.data = (u_char *) json_string_value(v);
     id_token.len = json_string_length(v);
 
-    rc = ngx_http_ciba_id_token_check(r, clcf, &id_token, areq, &access,
+    rc = ngx_http_ciba_id_token_check(r, cicf, &id_token, areq, &access,
                                       &client_id, &reason);
 
     if (rc == NGX_ERROR) {
@@ -327,8 +331,8 @@ ngx_http_ciba_callback_push(ngx_http_request_t *r, json_t *json,
         return NGX_HTTP_BAD_REQUEST;
     }
 
-    rc = ngx_http_ciba_pushed_put(cmcf->shm_zone, areq, &access,
-                                  ngx_time() + clcf->requested_expiry,
+    rc = ngx_http_ciba_pushed_put(cimcf->shm_zone, areq, &access,
+                                  ngx_time() + cicf->requested_expiry,
                                   r->connection->log);
 
     if (rc == NGX_BUSY) {

@@ -34,20 +34,20 @@
 static ngx_int_t ngx_http_ciba_path_check(ngx_http_request_t *r,
     ngx_str_t *path);
 static ngx_int_t ngx_http_ciba_args_parse(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *query);
 static int ngx_libc_cdecl ngx_http_ciba_cmp_args(const void *one,
     const void *two);
 static ngx_int_t ngx_http_ciba_headers_check(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_ns(EVP_MD_CTX *md, u_char *data, size_t len);
 static ngx_int_t ngx_http_ciba_ns_count(EVP_MD_CTX *md, ngx_uint_t n);
 static ngx_int_t ngx_http_ciba_digest_headers(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, EVP_MD_CTX *md);
+    ngx_http_ciba_loc_conf_t *cicf, EVP_MD_CTX *md);
 static ngx_int_t ngx_http_ciba_body_hash(ngx_http_request_t *r,
     size_t limit, u_char *hex, off_t *body_len);
 static ngx_int_t ngx_http_ciba_digest_run(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     EVP_MD_CTX *md);
 
 
@@ -90,7 +90,7 @@ static uint32_t  ngx_http_ciba_path_chars[] = {
 
 ngx_int_t
 ngx_http_ciba_request_check(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx)
 {
     u_char     *p, *last, *q, *hash;
     ngx_int_t   rc;
@@ -102,7 +102,7 @@ ngx_http_ciba_request_check(ngx_http_request_t *r,
 
     ctx->checked = 1;
 
-    if (clcf->path_mode == NGX_HTTP_CIBA_PATH_CANONICAL) {
+    if (cicf->path_mode == NGX_HTTP_CIBA_PATH_CANONICAL) {
 
         /*
          * the path and the query as the request line carries them, what
@@ -136,12 +136,12 @@ ngx_http_ciba_request_check(ngx_http_request_t *r,
         query = r->args;
     }
 
-    rc = ngx_http_ciba_args_parse(r, clcf, ctx, &query);
+    rc = ngx_http_ciba_args_parse(r, cicf, ctx, &query);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    rc = ngx_http_ciba_headers_check(r, clcf, ctx);
+    rc = ngx_http_ciba_headers_check(r, cicf, ctx);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -263,7 +263,7 @@ refused:
 
 static ngx_int_t
 ngx_http_ciba_args_parse(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *query)
 {
     u_char               *p, *last, *amp, *eq, *d;
@@ -339,7 +339,7 @@ ngx_http_ciba_args_parse(ngx_http_request_t *r,
     ngx_qsort(ctx->args->elts, ctx->args->nelts, sizeof(ngx_http_ciba_arg_t),
               ngx_http_ciba_cmp_args);
 
-    if (clcf->duplicate_args == NGX_HTTP_CIBA_ARGS_KEEP) {
+    if (cicf->duplicate_args == NGX_HTTP_CIBA_ARGS_KEEP) {
         return NGX_OK;
     }
 
@@ -496,19 +496,19 @@ ngx_http_ciba_utf8_valid(u_char *p, size_t len)
 
 static ngx_int_t
 ngx_http_ciba_headers_check(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx)
 {
     ngx_uint_t                    j, n;
     ngx_http_ciba_header_t       *bound;
     ngx_http_ciba_header_iter_t   it;
 
-    if (clcf->headers == NULL) {
+    if (cicf->headers == NULL) {
         return NGX_OK;
     }
 
-    bound = clcf->headers->elts;
+    bound = cicf->headers->elts;
 
-    for (j = 0; j < clcf->headers->nelts; j++) {
+    for (j = 0; j < cicf->headers->nelts; j++) {
 
         if (bound[j].repeated) {
             continue;
@@ -543,7 +543,7 @@ ngx_http_ciba_headers_check(ngx_http_request_t *r,
  */
 
 ngx_int_t
-ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
     ngx_http_ciba_ctx_t *ctx, off_t *body_len)
 {
     u_char         md_value[EVP_MAX_MD_SIZE];
@@ -555,8 +555,8 @@ ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     *body_len = 0;
     md_len = 0;
 
-    if ((clcf->covers & NGX_HTTP_CIBA_COVER_BODY) && !ctx->body_hashed) {
-        rc = ngx_http_ciba_body_hash(r, clcf->body_limit, ctx->body_sha256,
+    if ((cicf->covers & NGX_HTTP_CIBA_COVER_BODY) && !ctx->body_hashed) {
+        rc = ngx_http_ciba_body_hash(r, cicf->body_limit, ctx->body_sha256,
                                      body_len);
         if (rc != NGX_OK) {
             return rc;
@@ -572,7 +572,7 @@ ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         return NGX_ERROR;
     }
 
-    rc = ngx_http_ciba_digest_run(r, clcf, ctx, md);
+    rc = ngx_http_ciba_digest_run(r, cicf, ctx, md);
 
     if (rc == NGX_OK && EVP_DigestFinal_ex(md, md_value, &md_len) != 1) {
         rc = NGX_ERROR;
@@ -603,7 +603,7 @@ ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
 
 static ngx_int_t
 ngx_http_ciba_digest_run(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, EVP_MD_CTX *md)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, EVP_MD_CTX *md)
 {
     u_char                     *p;
     u_char                      covers[sizeof("method,path,args,body")];
@@ -619,12 +619,12 @@ ngx_http_ciba_digest_run(ngx_http_request_t *r,
     p = covers;
 
     for (i = 0; i < 4; i++) {
-        if (clcf->covers & (1 << i)) {
+        if (cicf->covers & (1 << i)) {
             if (p != covers) {
                 *p++ = ',';
             }
 
-            if (i == 1 && clcf->path_mode == NGX_HTTP_CIBA_PATH_NORMALIZE) {
+            if (i == 1 && cicf->path_mode == NGX_HTTP_CIBA_PATH_NORMALIZE) {
                 /* nginx's $uri, not the path as sent */
                 p = ngx_cpymem(p, "uri", 3);
                 continue;
@@ -644,7 +644,7 @@ ngx_http_ciba_digest_run(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    if (clcf->covers & NGX_HTTP_CIBA_COVER_METHOD) {
+    if (cicf->covers & NGX_HTTP_CIBA_COVER_METHOD) {
         if (ngx_http_ciba_ns(md, r->method_name.data, r->method_name.len)
             != NGX_OK)
         {
@@ -652,13 +652,13 @@ ngx_http_ciba_digest_run(ngx_http_request_t *r,
         }
     }
 
-    if (clcf->covers & NGX_HTTP_CIBA_COVER_PATH) {
+    if (cicf->covers & NGX_HTTP_CIBA_COVER_PATH) {
         if (ngx_http_ciba_ns(md, ctx->path.data, ctx->path.len) != NGX_OK) {
             return NGX_ERROR;
         }
     }
 
-    if (clcf->covers & NGX_HTTP_CIBA_COVER_ARGS) {
+    if (cicf->covers & NGX_HTTP_CIBA_COVER_ARGS) {
         if (ngx_http_ciba_ns_count(md, ctx->args->nelts) != NGX_OK) {
             return NGX_ERROR;
         }
@@ -674,25 +674,25 @@ ngx_http_ciba_digest_run(ngx_http_request_t *r,
         }
     }
 
-    if (clcf->covers & NGX_HTTP_CIBA_COVER_BODY) {
+    if (cicf->covers & NGX_HTTP_CIBA_COVER_BODY) {
         if (ngx_http_ciba_ns(md, ctx->body_sha256, 2 * 32) != NGX_OK) {
             return NGX_ERROR;
         }
     }
 
-    if (clcf->extras == NULL) {
+    if (cicf->extras == NULL) {
         if (ngx_http_ciba_ns_count(md, 0) != NGX_OK) {
             return NGX_ERROR;
         }
 
     } else {
-        if (ngx_http_ciba_ns_count(md, clcf->extras->nelts) != NGX_OK) {
+        if (ngx_http_ciba_ns_count(md, cicf->extras->nelts) != NGX_OK) {
             return NGX_ERROR;
         }
 
-        cv = clcf->extras->elts;
+        cv = cicf->extras->elts;
 
-        for (i = 0; i < clcf->extras->nelts; i++) {
+        for (i = 0; i < cicf->extras->nelts; i++) {
             if (ngx_http_complex_value(r, &cv[i], &value) != NGX_OK
                 || ngx_http_ciba_ns(md, value.data, value.len) != NGX_OK)
             {
@@ -701,7 +701,7 @@ ngx_http_ciba_digest_run(ngx_http_request_t *r,
         }
     }
 
-    return ngx_http_ciba_digest_headers(r, clcf, md);
+    return ngx_http_ciba_digest_headers(r, cicf, md);
 }
 
 
@@ -709,24 +709,24 @@ ngx_http_ciba_digest_run(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_ciba_digest_headers(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, EVP_MD_CTX *md)
+    ngx_http_ciba_loc_conf_t *cicf, EVP_MD_CTX *md)
 {
     ngx_uint_t                    j, n;
     ngx_table_elt_t              *h;
     ngx_http_ciba_header_t       *bound;
     ngx_http_ciba_header_iter_t   it;
 
-    if (clcf->headers == NULL) {
+    if (cicf->headers == NULL) {
         return ngx_http_ciba_ns_count(md, 0);
     }
 
-    if (ngx_http_ciba_ns_count(md, clcf->headers->nelts) != NGX_OK) {
+    if (ngx_http_ciba_ns_count(md, cicf->headers->nelts) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    bound = clcf->headers->elts;
+    bound = cicf->headers->elts;
 
-    for (j = 0; j < clcf->headers->nelts; j++) {
+    for (j = 0; j < cicf->headers->nelts; j++) {
 
         n = 0;
         it.part = NULL;
@@ -878,12 +878,12 @@ done:
 char *
 ngx_http_ciba_digest_covers(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_ciba_loc_conf_t *clcf = conf;
+    ngx_http_ciba_loc_conf_t *cicf = conf;
 
     ngx_str_t   *value;
     ngx_uint_t   i, j;
 
-    if (clcf->covers) {
+    if (cicf->covers) {
         return "is duplicate";
     }
 
@@ -909,13 +909,13 @@ ngx_http_ciba_digest_covers(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        if (clcf->covers & (1 << j)) {
+        if (cicf->covers & (1 << j)) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "part \"%V\" is given twice", &value[i]);
             return NGX_CONF_ERROR;
         }
 
-        clcf->covers |= 1 << j;
+        cicf->covers |= 1 << j;
     }
 
     return NGX_CONF_OK;
@@ -925,21 +925,21 @@ ngx_http_ciba_digest_covers(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 char *
 ngx_http_ciba_digest_extra(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_ciba_loc_conf_t *clcf = conf;
+    ngx_http_ciba_loc_conf_t *cicf = conf;
 
     ngx_str_t                         *value;
     ngx_http_complex_value_t          *cv;
     ngx_http_compile_complex_value_t   ccv;
 
-    if (clcf->extras == NGX_CONF_UNSET_PTR) {
-        clcf->extras = ngx_array_create(cf->pool, 2,
+    if (cicf->extras == NGX_CONF_UNSET_PTR) {
+        cicf->extras = ngx_array_create(cf->pool, 2,
                                         sizeof(ngx_http_complex_value_t));
-        if (clcf->extras == NULL) {
+        if (cicf->extras == NULL) {
             return NGX_CONF_ERROR;
         }
     }
 
-    cv = ngx_array_push(clcf->extras);
+    cv = ngx_array_push(cicf->extras);
     if (cv == NULL) {
         return NGX_CONF_ERROR;
     }
@@ -965,7 +965,7 @@ ngx_http_ciba_digest_extra(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 char *
 ngx_http_ciba_digest_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_ciba_loc_conf_t *clcf = conf;
+    ngx_http_ciba_loc_conf_t *cicf = conf;
 
     u_char                  *p;
     ngx_str_t               *value;
@@ -998,17 +998,17 @@ ngx_http_ciba_digest_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    if (clcf->headers == NGX_CONF_UNSET_PTR) {
-        clcf->headers = ngx_array_create(cf->pool, 2,
+    if (cicf->headers == NGX_CONF_UNSET_PTR) {
+        cicf->headers = ngx_array_create(cf->pool, 2,
                                          sizeof(ngx_http_ciba_header_t));
-        if (clcf->headers == NULL) {
+        if (cicf->headers == NULL) {
             return NGX_CONF_ERROR;
         }
     }
 
-    h = clcf->headers->elts;
+    h = cicf->headers->elts;
 
-    for (i = 0; i < clcf->headers->nelts; i++) {
+    for (i = 0; i < cicf->headers->nelts; i++) {
         if (h[i].name.len == value[1].len
             && ngx_strncasecmp(h[i].name.data, value[1].data, value[1].len)
                == 0)
@@ -1019,7 +1019,7 @@ ngx_http_ciba_digest_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    h = ngx_array_push(clcf->headers);
+    h = ngx_array_push(cicf->headers);
     if (h == NULL) {
         return NGX_CONF_ERROR;
     }

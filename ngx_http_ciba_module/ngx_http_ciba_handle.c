@@ -235,12 +235,12 @@ done:
 char *
 ngx_http_ciba_handle_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_ciba_main_conf_t *cmcf = conf;
+    ngx_http_ciba_main_conf_t *cimcf = conf;
 
     u_char     *p, *last;
     ngx_str_t  *value, name, content, text, raw;
 
-    if (cmcf->handle_key) {
+    if (cimcf->handle_key) {
         return "is duplicate";
     }
 
@@ -255,13 +255,13 @@ ngx_http_ciba_handle_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    cmcf->handle_key = ngx_pnalloc(cf->pool, 32);
-    if (cmcf->handle_key == NULL) {
+    cimcf->handle_key = ngx_pnalloc(cf->pool, 32);
+    if (cimcf->handle_key == NULL) {
         return NGX_CONF_ERROR;
     }
 
     if (content.len == 32) {
-        ngx_memcpy(cmcf->handle_key, content.data, 32);
+        ngx_memcpy(cimcf->handle_key, content.data, 32);
         return NGX_CONF_OK;
     }
 
@@ -290,7 +290,7 @@ ngx_http_ciba_handle_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                 goto invalid;
             }
 
-            cmcf->handle_key[(p - text.data) / 2] = (u_char) ngx_hextoi(p, 2);
+            cimcf->handle_key[(p - text.data) / 2] = (u_char) ngx_hextoi(p, 2);
         }
 
         return NGX_CONF_OK;
@@ -305,7 +305,7 @@ ngx_http_ciba_handle_key(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
          || ngx_decode_base64url(&raw, &text) == NGX_OK)
         && raw.len == 32)
     {
-        ngx_memcpy(cmcf->handle_key, raw.data, 32);
+        ngx_memcpy(cimcf->handle_key, raw.data, 32);
         return NGX_CONF_OK;
     }
 

@@ -34,7 +34,7 @@ static ngx_int_t ngx_http_ciba_jwk_set_bn(ngx_conf_t *cf, json_t *jwk,
 static ngx_int_t ngx_http_ciba_jwk_set_b64(ngx_conf_t *cf, json_t *jwk,
     const char *member, u_char *data, size_t len);
 static ngx_int_t ngx_http_ciba_add_key(ngx_conf_t *cf,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_str_t *name, const jwk_item_t *item);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_str_t *name, const jwk_item_t *item);
 static void ngx_http_ciba_jwks_cleanup(void *data);
 
 
@@ -74,13 +74,13 @@ ngx_http_ciba_alg_by_name(u_char *name, size_t len)
 char *
 ngx_http_ciba_algorithms(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_ciba_loc_conf_t *clcf = conf;
+    ngx_http_ciba_loc_conf_t *cicf = conf;
 
     ngx_str_t            *value;
     ngx_uint_t            i;
     ngx_http_ciba_alg_t  *alg;
 
-    if (clcf->algorithms) {
+    if (cicf->algorithms) {
         return "is duplicate";
     }
 
@@ -107,7 +107,7 @@ ngx_http_ciba_algorithms(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return NGX_CONF_ERROR;
         }
 
-        clcf->algorithms |= alg->bit;
+        cicf->algorithms |= alg->bit;
     }
 
     return NGX_CONF_OK;
@@ -119,7 +119,7 @@ ngx_http_ciba_algorithms(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 char *
 ngx_http_ciba_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_ciba_loc_conf_t *clcf = conf;
+    ngx_http_ciba_loc_conf_t *cicf = conf;
 
     size_t               i;
     ngx_str_t           *value, name, content, kid;
@@ -190,10 +190,10 @@ ngx_http_ciba_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     cln->handler = ngx_http_ciba_jwks_cleanup;
     cln->data = set;
 
-    if (clcf->keys == NGX_CONF_UNSET_PTR) {
-        clcf->keys = ngx_array_create(cf->pool, 4,
+    if (cicf->keys == NGX_CONF_UNSET_PTR) {
+        cicf->keys = ngx_array_create(cf->pool, 4,
                                       sizeof(ngx_http_ciba_key_t));
-        if (clcf->keys == NULL) {
+        if (cicf->keys == NULL) {
             return NGX_CONF_ERROR;
         }
     }
@@ -207,7 +207,7 @@ ngx_http_ciba_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     for (i = 0; i < n; i++) {
-        if (ngx_http_ciba_add_key(cf, clcf, &name, jwks_item_get(set, i))
+        if (ngx_http_ciba_add_key(cf, cicf, &name, jwks_item_get(set, i))
             != NGX_OK)
         {
             return NGX_CONF_ERROR;
@@ -219,7 +219,7 @@ ngx_http_ciba_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static ngx_int_t
-ngx_http_ciba_add_key(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf,
+ngx_http_ciba_add_key(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *cicf,
     ngx_str_t *name, const jwk_item_t *item)
 {
     size_t                i, oct_len;
@@ -357,9 +357,9 @@ ngx_http_ciba_add_key(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf,
                            name);
     }
 
-    keys = clcf->keys->elts;
+    keys = cicf->keys->elts;
 
-    for (i = 0; kid && i < clcf->keys->nelts; i++) {
+    for (i = 0; kid && i < cicf->keys->nelts; i++) {
         if (keys[i].kid.len == ngx_strlen(kid)
             && ngx_strncmp(keys[i].kid.data, kid, keys[i].kid.len) == 0)
         {
@@ -370,7 +370,7 @@ ngx_http_ciba_add_key(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf,
         }
     }
 
-    key = ngx_array_push(clcf->keys);
+    key = ngx_array_push(cicf->keys);
     if (key == NULL) {
         return NGX_ERROR;
     }
@@ -398,23 +398,23 @@ ngx_http_ciba_add_key(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf,
 
 
 ngx_int_t
-ngx_http_ciba_keys_check(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf)
+ngx_http_ciba_keys_check(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *cicf)
 {
     ngx_uint_t            i, usable;
     ngx_http_ciba_key_t  *keys;
 
-    if (clcf->keys == NULL || clcf->keys->nelts == 0) {
+    if (cicf->keys == NULL || cicf->keys->nelts == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ciba\" is on but no \"ciba_key_file\" "
                            "gives a verification key");
         return NGX_ERROR;
     }
 
-    keys = clcf->keys->elts;
+    keys = cicf->keys->elts;
     usable = 0;
 
-    for (i = 0; i < clcf->keys->nelts; i++) {
-        if (keys[i].algs & clcf->algorithms) {
+    for (i = 0; i < cicf->keys->nelts; i++) {
+        if (keys[i].algs & cicf->algorithms) {
             usable++;
         }
     }

@@ -25,7 +25,9 @@ static ngx_int_t ngx_http_ciba_arg_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 
-static ngx_str_t  ngx_http_ciba_outcome_names[] = {
+/* the decisions' names, in the order of ngx_http_ciba_outcome_e */
+
+ngx_str_t  ngx_http_ciba_outcome_names[] = {
     ngx_string("approved"),
     ngx_string("required"),
     ngx_string("invalid"),
@@ -104,13 +106,6 @@ ngx_http_ciba_add_variables(ngx_conf_t *cf)
     }
 
     return NGX_OK;
-}
-
-
-const char *
-ngx_http_ciba_outcome_name(ngx_http_ciba_outcome_e outcome)
-{
-    return (const char *) ngx_http_ciba_outcome_names[outcome].data;
 }
 
 
@@ -285,11 +280,11 @@ ngx_http_ciba_arg_variable(ngx_http_request_t *r,
 
 void
 ngx_http_ciba_log_decision(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx)
 {
     u_char  *action, *subject, *approver, *jti, *kid, *message;
 
-    if (r->connection->log->log_level < clcf->log_level) {
+    if (r->connection->log->log_level < cicf->log_level) {
         return;
     }
 
@@ -306,7 +301,7 @@ ngx_http_ciba_log_decision(ngx_http_request_t *r,
         return;
     }
 
-    ngx_log_error(clcf->log_level, r->connection->log, 0,
+    ngx_log_error(cicf->log_level, r->connection->log, 0,
                   "ciba: decision=%V reason=%s action=\"%s\" "
                   "subject=\"%s\" approver=\"%s\" jti=\"%s\" kid=\"%s\" "
                   "alg=%V digest=%V%s%V%s%s%s",

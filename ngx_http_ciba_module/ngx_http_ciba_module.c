@@ -7,6 +7,28 @@
  * runs in the precontent phase, after every access check (so "satisfy any"
  * cannot skip it and an unauthenticated client cannot burn a token), and
  * before try_files and the content handler.
+ *
+ * The flow of a protected request (ngx_http_ciba_handler()):
+ *
+ *   check     ngx_http_ciba_request_check()   the request's form (path,
+ *                                             arguments, bound headers)
+ *   read      ngx_http_read_client_request_body(), when the body is covered
+ *   decide    ngx_http_ciba_decide():
+ *     digest    ngx_http_ciba_digest()        once per request
+ *     token     ngx_http_ciba_token_check()   parse, verify, claims, binding
+ *               ngx_http_ciba_store_consume() single use
+ *     no token  ngx_http_ciba_ask() -> ngx_http_ciba_approval():
+ *               the CIBA state machine (ngx_http_ciba_approval.c): a
+ *               pending approval is REQUESTING (the backchannel request
+ *               in flight), WAITING (the human is asked; polls paced),
+ *               READY (pinged: poll at once), DENIED or EXPIRED; the AS's
+ *               answers come back by subrequest (ngx_http_ciba_backchannel.c)
+ *               and run the phases again; wait mode holds the request
+ *               until a poll is due (ngx_http_ciba_wait_handler())
+ *   finish    ngx_http_ciba_finish()          the decision logged
+ *                                             (ngx_http_ciba_log.c), then
+ *                                             passed on or answered
+ *                                             (ngx_http_ciba_answer.c)
  */
 
 
@@ -17,15 +39,15 @@ static ngx_int_t ngx_http_ciba_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ciba_subrequest(ngx_http_request_t *r);
 static void ngx_http_ciba_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ciba_decide(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx);
 static ngx_int_t ngx_http_ciba_ask(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *handle);
 static void ngx_http_ciba_wait_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_ciba_find_header(ngx_http_request_t *r,
     ngx_str_t *name, ngx_str_t *value);
 static ngx_int_t ngx_http_ciba_finish(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx);
 static void ngx_http_ciba_cleanup(void *data);
 
 static void *ngx_http_ciba_create_main_conf(ngx_conf_t *cf);
@@ -33,7 +55,7 @@ static void *ngx_http_ciba_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_ciba_default_chars(ngx_conf_t *cf,
-    ngx_http_ciba_loc_conf_t *clcf);
+    ngx_http_ciba_loc_conf_t *cicf);
 static char *ngx_http_ciba_audience(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ciba_leeway_post(ngx_conf_t *cf, void *post,
@@ -401,11 +423,11 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
     ngx_int_t                  rc;
     ngx_pool_cleanup_t        *cln;
     ngx_http_ciba_ctx_t       *ctx;
-    ngx_http_ciba_loc_conf_t  *clcf;
+    ngx_http_ciba_loc_conf_t  *cicf;
 
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_ciba_module);
+    cicf = ngx_http_get_module_loc_conf(r, ngx_http_ciba_module);
 
-    if (!clcf->enable) {
+    if (!cicf->enable) {
         return NGX_DECLINED;
     }
 
@@ -413,7 +435,7 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
         return ngx_http_ciba_subrequest(r);
     }
 
-    if (clcf->callback) {
+    if (cicf->callback) {
         /* the notification endpoint is authenticated by its own bearer */
         return NGX_DECLINED;
     }
@@ -433,12 +455,16 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
 
         ngx_http_set_ctx(r, ctx, ngx_http_ciba_module);
 
-        if (ngx_http_complex_value(r, clcf->action, &ctx->action) != NGX_OK) {
+        if (ngx_http_complex_value(r, cicf->action, &ctx->action) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        if (clcf->subject
-            && ngx_http_complex_value(r, clcf->subject, &ctx->subject)
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "ciba: protected request, action \"%V\"",
+                       &ctx->action);
+
+        if (cicf->subject
+            && ngx_http_complex_value(r, cicf->subject, &ctx->subject)
                != NGX_OK)
         {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -446,11 +472,11 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
 
         /* before the body is read and anyone is asked */
 
-        rc = ngx_http_ciba_request_check(r, clcf, ctx);
+        rc = ngx_http_ciba_request_check(r, cicf, ctx);
 
         if (rc == NGX_DECLINED) {
             ctx->outcome = NGX_HTTP_CIBA_BAD_REQUEST;
-            return ngx_http_ciba_finish(r, clcf, ctx);
+            return ngx_http_ciba_finish(r, cicf, ctx);
         }
 
         if (rc != NGX_OK) {
@@ -470,15 +496,18 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
-    if ((clcf->covers & NGX_HTTP_CIBA_COVER_BODY) && !ctx->body_read) {
+    if ((cicf->covers & NGX_HTTP_CIBA_COVER_BODY) && !ctx->body_read) {
 
-        if (r->headers_in.content_length_n > (off_t) clcf->body_limit) {
+        if (r->headers_in.content_length_n > (off_t) cicf->body_limit) {
             ctx->outcome = NGX_HTTP_CIBA_TOO_LARGE;
             ctx->reason = "body_too_large";
-            return ngx_http_ciba_finish(r, clcf, ctx);
+            return ngx_http_ciba_finish(r, cicf, ctx);
         }
 
         ctx->reading_body = 1;
+
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "ciba: reading the body");
 
         rc = ngx_http_read_client_request_body(r, ngx_http_ciba_body_handler);
 
@@ -490,7 +519,7 @@ ngx_http_ciba_handler(ngx_http_request_t *r)
         return NGX_DONE;
     }
 
-    return ngx_http_ciba_decide(r, clcf, ctx);
+    return ngx_http_ciba_decide(r, cicf, ctx);
 }
 
 
@@ -544,7 +573,7 @@ ngx_http_ciba_body_handler(ngx_http_request_t *r)
 
 
 static ngx_int_t
-ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
     ngx_http_ciba_ctx_t *ctx)
 {
     off_t                       body_len;
@@ -552,13 +581,15 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
     ngx_int_t                   rc;
     ngx_str_t                   token;
     ngx_http_ciba_token_t       tok;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
     if (ctx->step != NGX_HTTP_CIBA_STEP_NONE) {
         /* woken up by the AS's answer */
-        return ngx_http_ciba_ask(r, clcf, ctx, NULL);
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "ciba: the AS answered step %ui", ctx->step);
+        return ngx_http_ciba_ask(r, cicf, ctx, NULL);
     }
 
     if (ctx->action.len == 0) {
@@ -566,53 +597,57 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
                       "ciba: the action evaluated to an empty string");
         ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
         ctx->reason = "empty_action";
-        return ngx_http_ciba_finish(r, clcf, ctx);
+        return ngx_http_ciba_finish(r, cicf, ctx);
     }
 
     /* once a request, also across the wake-ups of wait mode */
 
-    rc = (ctx->digest.len == 0) ? ngx_http_ciba_digest(r, clcf, ctx,
+    rc = (ctx->digest.len == 0) ? ngx_http_ciba_digest(r, cicf, ctx,
                                                        &body_len)
                                 : NGX_OK;
 
     if (rc == NGX_DECLINED) {
         ctx->outcome = NGX_HTTP_CIBA_TOO_LARGE;
         ctx->reason = "body_too_large";
-        return ngx_http_ciba_finish(r, clcf, ctx);
+        return ngx_http_ciba_finish(r, cicf, ctx);
     }
 
     if (rc != NGX_OK) {
         ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
         ctx->reason = "digest_failed";
-        return ngx_http_ciba_finish(r, clcf, ctx);
+        return ngx_http_ciba_finish(r, cicf, ctx);
     }
 
-    rc = ngx_http_ciba_find_header(r, &clcf->token_header, &token);
+    rc = ngx_http_ciba_find_header(r, &cicf->token_header, &token);
 
     if (rc == NGX_DECLINED) {
 
-        if (clcf->bc_uri.len == 0) {
+        if (cicf->bc_uri.len == 0) {
             ctx->outcome = NGX_HTTP_CIBA_REQUIRED;
             ctx->reason = "no_token";
-            return ngx_http_ciba_finish(r, clcf, ctx);
+            return ngx_http_ciba_finish(r, cicf, ctx);
         }
 
-        rc = ngx_http_ciba_find_header(r, &clcf->handle_header, &token);
+        rc = ngx_http_ciba_find_header(r, &cicf->handle_header, &token);
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "ciba: no token, %s handle: CIBA",
+                       (rc == NGX_OK) ? "a" : "no");
 
         if (rc == NGX_BUSY) {
             ctx->outcome = NGX_HTTP_CIBA_INVALID;
             ctx->reason = "several_handles";
-            return ngx_http_ciba_finish(r, clcf, ctx);
+            return ngx_http_ciba_finish(r, cicf, ctx);
         }
 
-        return ngx_http_ciba_ask(r, clcf, ctx,
+        return ngx_http_ciba_ask(r, cicf, ctx,
                                  (rc == NGX_OK) ? &token : NULL);
     }
 
     if (rc == NGX_BUSY) {
         ctx->outcome = NGX_HTTP_CIBA_INVALID;
         ctx->reason = "several_tokens";
-        return ngx_http_ciba_finish(r, clcf, ctx);
+        return ngx_http_ciba_finish(r, cicf, ctx);
     }
 
     if (token.len > 7 && ngx_strncasecmp(token.data, (u_char *) "Bearer ", 7)
@@ -622,25 +657,28 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         token.len -= 7;
     }
 
-    if (clcf->keys == NULL) {
+    if (cicf->keys == NULL) {
         /* no keys: only tokens the module fetched itself are taken */
         ctx->outcome = NGX_HTTP_CIBA_INVALID;
         ctx->reason = "tokens_not_accepted";
-        return ngx_http_ciba_finish(r, clcf, ctx);
+        return ngx_http_ciba_finish(r, cicf, ctx);
     }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ciba: an approval token: checking it");
 
     ngx_memzero(&tok, sizeof(ngx_http_ciba_token_t));
 
-    rc = ngx_http_ciba_token_check(r, clcf, ctx, &token, &tok, 0);
+    rc = ngx_http_ciba_token_check(r, cicf, ctx, &token, &tok, 0);
 
     if (rc == NGX_DECLINED) {
-        return ngx_http_ciba_finish(r, clcf, ctx);
+        return ngx_http_ciba_finish(r, cicf, ctx);
     }
 
     if (rc != NGX_OK) {
         ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
         ctx->reason = "internal_error";
-        return ngx_http_ciba_finish(r, clcf, ctx);
+        return ngx_http_ciba_finish(r, cicf, ctx);
     }
 
     /*
@@ -648,9 +686,9 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
      * until the earlier of exp and iat + max age, plus the leeway
      */
 
-    expire = ngx_min(tok.exp, tok.iat + clcf->max_age) + clcf->leeway + 1;
+    expire = ngx_min(tok.exp, tok.iat + cicf->max_age) + cicf->leeway + 1;
 
-    rc = ngx_http_ciba_store_consume(cmcf->shm_zone, tok.record, NULL, expire,
+    rc = ngx_http_ciba_store_consume(cimcf->shm_zone, tok.record, NULL, expire,
                                      &ctx->retry_after, r->connection->log);
 
     switch (rc) {
@@ -676,19 +714,24 @@ ngx_http_ciba_decide(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         break;
     }
 
-    return ngx_http_ciba_finish(r, clcf, ctx);
+    return ngx_http_ciba_finish(r, cicf, ctx);
 }
 
 
 static ngx_int_t
-ngx_http_ciba_finish(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+ngx_http_ciba_finish(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
     ngx_http_ciba_ctx_t *ctx)
 {
     ngx_int_t  rc;
 
     ctx->decided = 1;
 
-    ngx_http_ciba_log_decision(r, clcf, ctx);
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ciba: decided: %V, %s",
+                   &ngx_http_ciba_outcome_names[ctx->outcome],
+                   ctx->reason ? ctx->reason : "-");
+
+    ngx_http_ciba_log_decision(r, cicf, ctx);
 
     if (ctx->outcome == NGX_HTTP_CIBA_APPROVED) {
         ctx->rc = NGX_DECLINED;
@@ -713,20 +756,20 @@ ngx_http_ciba_finish(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
  */
 
 static ngx_int_t
-ngx_http_ciba_ask(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
+ngx_http_ciba_ask(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
     ngx_http_ciba_ctx_t *ctx, ngx_str_t *handle)
 {
     int64_t     now, due;
     ngx_int_t   rc;
     ngx_msec_t  delay;
 
-    if (clcf->wait && ctx->wait_until == 0) {
-        ctx->wait_until = ngx_http_ciba_now_ms() + 1000 * (int64_t) clcf->wait;
+    if (cicf->wait && ctx->wait_until == 0) {
+        ctx->wait_until = ngx_http_ciba_now_ms() + 1000 * (int64_t) cicf->wait;
     }
 
     ctx->next_poll = 0;
 
-    rc = ngx_http_ciba_approval(r, clcf, ctx, handle);
+    rc = ngx_http_ciba_approval(r, cicf, ctx, handle);
 
     if (rc == NGX_AGAIN) {
         return NGX_AGAIN;
@@ -773,7 +816,7 @@ ngx_http_ciba_ask(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         if (ngx_handle_read_event(r->connection->read, 0) != NGX_OK) {
             ctx->outcome = NGX_HTTP_CIBA_UNAVAILABLE;
             ctx->reason = "internal_error";
-            return ngx_http_ciba_finish(r, clcf, ctx);
+            return ngx_http_ciba_finish(r, cicf, ctx);
         }
 
         r->read_event_handler = ngx_http_test_reading;
@@ -785,7 +828,7 @@ ngx_http_ciba_ask(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *clcf,
         return NGX_AGAIN;
     }
 
-    return ngx_http_ciba_finish(r, clcf, ctx);
+    return ngx_http_ciba_finish(r, cicf, ctx);
 }
 
 
@@ -809,6 +852,9 @@ ngx_http_ciba_wait_handler(ngx_http_request_t *r)
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "ciba: the wait is over, looking again");
 
     r->read_event_handler = ngx_http_block_reading;
     r->write_event_handler = ngx_http_core_run_phases;
@@ -941,68 +987,68 @@ ngx_http_ciba_cleanup(void *data)
 static void *
 ngx_http_ciba_create_main_conf(ngx_conf_t *cf)
 {
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    cmcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ciba_main_conf_t));
-    if (cmcf == NULL) {
+    cimcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ciba_main_conf_t));
+    if (cimcf == NULL) {
         return NULL;
     }
 
     /*
      * set by ngx_pcalloc():
      *
-     *     cmcf->shm_zone = NULL;
-     *     cmcf->state_file = { 0, NULL };
+     *     cimcf->shm_zone = NULL;
+     *     cimcf->state_file = { 0, NULL };
      */
 
-    return cmcf;
+    return cimcf;
 }
 
 
 static void *
 ngx_http_ciba_create_loc_conf(ngx_conf_t *cf)
 {
-    ngx_http_ciba_loc_conf_t  *clcf;
+    ngx_http_ciba_loc_conf_t  *cicf;
 
-    clcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ciba_loc_conf_t));
-    if (clcf == NULL) {
+    cicf = ngx_pcalloc(cf->pool, sizeof(ngx_http_ciba_loc_conf_t));
+    if (cicf == NULL) {
         return NULL;
     }
 
     /*
      * set by ngx_pcalloc():
      *
-     *     clcf->action = NULL;
-     *     clcf->covers = 0;
-     *     clcf->issuer = { 0, NULL };
-     *     clcf->typ = { 0, NULL };
-     *     clcf->rar_type = { 0, NULL };
-     *     clcf->binding_claim = { 0, NULL };
-     *     clcf->token_header = { 0, NULL };
-     *     clcf->algorithms = 0;
-     *     clcf->subject = NULL;
+     *     cicf->action = NULL;
+     *     cicf->covers = 0;
+     *     cicf->issuer = { 0, NULL };
+     *     cicf->typ = { 0, NULL };
+     *     cicf->rar_type = { 0, NULL };
+     *     cicf->binding_claim = { 0, NULL };
+     *     cicf->token_header = { 0, NULL };
+     *     cicf->algorithms = 0;
+     *     cicf->subject = NULL;
      */
 
-    clcf->enable = NGX_CONF_UNSET;
-    clcf->extras = NGX_CONF_UNSET_PTR;
-    clcf->headers = NGX_CONF_UNSET_PTR;
-    clcf->path_mode = NGX_CONF_UNSET_UINT;
-    clcf->duplicate_args = NGX_CONF_UNSET_UINT;
-    clcf->details = NGX_CONF_UNSET_PTR;
-    clcf->body_limit = NGX_CONF_UNSET_SIZE;
-    clcf->keys = NGX_CONF_UNSET_PTR;
-    clcf->audiences = NGX_CONF_UNSET_PTR;
-    clcf->leeway = NGX_CONF_UNSET;
-    clcf->max_age = NGX_CONF_UNSET;
-    clcf->log_level = NGX_CONF_UNSET_UINT;
-    clcf->binding_max = NGX_CONF_UNSET_SIZE;
-    clcf->requested_expiry = NGX_CONF_UNSET;
-    clcf->pending_status = NGX_CONF_UNSET_UINT;
-    clcf->max_pending = NGX_CONF_UNSET_UINT;
-    clcf->delivery = NGX_CONF_UNSET_UINT;
-    clcf->wait = NGX_CONF_UNSET;
+    cicf->enable = NGX_CONF_UNSET;
+    cicf->extras = NGX_CONF_UNSET_PTR;
+    cicf->headers = NGX_CONF_UNSET_PTR;
+    cicf->path_mode = NGX_CONF_UNSET_UINT;
+    cicf->duplicate_args = NGX_CONF_UNSET_UINT;
+    cicf->details = NGX_CONF_UNSET_PTR;
+    cicf->body_limit = NGX_CONF_UNSET_SIZE;
+    cicf->keys = NGX_CONF_UNSET_PTR;
+    cicf->audiences = NGX_CONF_UNSET_PTR;
+    cicf->leeway = NGX_CONF_UNSET;
+    cicf->max_age = NGX_CONF_UNSET;
+    cicf->log_level = NGX_CONF_UNSET_UINT;
+    cicf->binding_max = NGX_CONF_UNSET_SIZE;
+    cicf->requested_expiry = NGX_CONF_UNSET;
+    cicf->pending_status = NGX_CONF_UNSET_UINT;
+    cicf->max_pending = NGX_CONF_UNSET_UINT;
+    cicf->delivery = NGX_CONF_UNSET_UINT;
+    cicf->wait = NGX_CONF_UNSET;
 
-    return clcf;
+    return cicf;
 }
 
 
@@ -1012,7 +1058,7 @@ ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_ciba_loc_conf_t *prev = parent;
     ngx_http_ciba_loc_conf_t *conf = child;
 
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
     ngx_conf_merge_value(conf->enable, prev->enable, 0);
 
@@ -1111,9 +1157,9 @@ ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     /* a protected location must be complete: fail at configuration time */
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ciba_module);
+    cimcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_ciba_module);
 
-    if (cmcf->shm_zone == NULL) {
+    if (cimcf->shm_zone == NULL) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"ciba\" is on but no \"ciba_zone\" is defined "
                            "in the http block");
@@ -1164,20 +1210,20 @@ ngx_http_ciba_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
 
 static char *
-ngx_http_ciba_default_chars(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf)
+ngx_http_ciba_default_chars(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *cicf)
 {
     u_char      *p;
     static char  chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
                            "abcdefghijklmnopqrstuvwxyz"
                            "0123456789-._+/!?#";
 
-    clcf->binding_chars = ngx_pcalloc(cf->pool, 256);
-    if (clcf->binding_chars == NULL) {
+    cicf->binding_chars = ngx_pcalloc(cf->pool, 256);
+    if (cicf->binding_chars == NULL) {
         return NGX_CONF_ERROR;
     }
 
     for (p = (u_char *) chars; *p; p++) {
-        clcf->binding_chars[*p] = 1;
+        cicf->binding_chars[*p] = 1;
     }
 
     return NGX_CONF_OK;
@@ -1187,18 +1233,18 @@ ngx_http_ciba_default_chars(ngx_conf_t *cf, ngx_http_ciba_loc_conf_t *clcf)
 static char *
 ngx_http_ciba_audience(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_ciba_loc_conf_t *clcf = conf;
+    ngx_http_ciba_loc_conf_t *cicf = conf;
 
     ngx_str_t   *value, *aud;
     ngx_uint_t   i;
 
-    if (clcf->audiences != NGX_CONF_UNSET_PTR) {
+    if (cicf->audiences != NGX_CONF_UNSET_PTR) {
         return "is duplicate";
     }
 
-    clcf->audiences = ngx_array_create(cf->pool, cf->args->nelts - 1,
+    cicf->audiences = ngx_array_create(cf->pool, cf->args->nelts - 1,
                                        sizeof(ngx_str_t));
-    if (clcf->audiences == NULL) {
+    if (cicf->audiences == NULL) {
         return NGX_CONF_ERROR;
     }
 
@@ -1210,7 +1256,7 @@ ngx_http_ciba_audience(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             return "has an empty audience";
         }
 
-        aud = ngx_array_push(clcf->audiences);
+        aud = ngx_array_push(cicf->audiences);
         if (aud == NULL) {
             return NGX_CONF_ERROR;
         }

@@ -22,7 +22,7 @@
 
 
 static ngx_int_t ngx_http_ciba_token_parse(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *raw, ngx_http_ciba_token_t *tok, json_t **payload);
 static ngx_int_t ngx_http_ciba_refuse(ngx_http_ciba_ctx_t *ctx,
     ngx_http_ciba_outcome_e outcome, const char *reason);
@@ -36,12 +36,12 @@ static ngx_int_t ngx_http_ciba_get_time(json_t *obj, const char *name,
 static ngx_int_t ngx_http_ciba_str_eq(ngx_str_t *a, const char *b,
     size_t len);
 static ngx_int_t ngx_http_ciba_check_header(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, json_t *hdr,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, json_t *hdr,
     ngx_http_ciba_token_t *tok);
 static ngx_int_t ngx_http_ciba_check_claims(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, json_t *pl,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, json_t *pl,
     ngx_http_ciba_token_t *tok, ngx_uint_t flags);
-static ngx_int_t ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
+static ngx_int_t ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
     ngx_http_ciba_ctx_t *ctx, json_t *pl);
 static ngx_int_t ngx_http_ciba_typ_eq(ngx_str_t *want, ngx_str_t *got);
 
@@ -75,7 +75,7 @@ static const u_char  ngx_http_ciba_b64url[256] = {
 
 static ngx_int_t
 ngx_http_ciba_token_parse(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *raw, ngx_http_ciba_token_t *tok, json_t **payload)
 {
     u_char      *p, *last, *dot[2];
@@ -142,7 +142,7 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    rc = ngx_http_ciba_check_header(r, clcf, ctx, hdr, tok);
+    rc = ngx_http_ciba_check_header(r, cicf, ctx, hdr, tok);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -166,19 +166,19 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
 
 ngx_int_t
 ngx_http_ciba_token_check(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags)
 {
     json_t                     *pl;
     ngx_int_t                   rc;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
-    rc = ngx_http_ciba_token_parse(r, clcf, ctx, raw, tok, &pl);
+    rc = ngx_http_ciba_token_parse(r, cicf, ctx, raw, tok, &pl);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    rc = ngx_http_ciba_check_claims(r, clcf, ctx, pl, tok, flags);
+    rc = ngx_http_ciba_check_claims(r, cicf, ctx, pl, tok, flags);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -192,9 +192,9 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
          */
 
         if (json_object_get(pl, "authorization_details") != NULL
-            || clcf->binding_claim.len)
+            || cicf->binding_claim.len)
         {
-            rc = ngx_http_ciba_check_binding(clcf, ctx, pl);
+            rc = ngx_http_ciba_check_binding(cicf, ctx, pl);
             if (rc != NGX_OK && ctx->reason
                 && ngx_strcmp(ctx->reason, "no_binding") != 0)
             {
@@ -205,20 +205,20 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
         goto verify;
     }
 
-    rc = ngx_http_ciba_check_binding(clcf, ctx, pl);
+    rc = ngx_http_ciba_check_binding(cicf, ctx, pl);
     if (rc != NGX_OK) {
         return rc;
     }
 
     /* a replay needs no signature check: refuse it early and cheaply */
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
 
     if (ngx_http_ciba_store_key(&tok->iss, &tok->jti, tok->record) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    if (ngx_http_ciba_store_seen(cmcf->shm_zone, tok->record) == NGX_BUSY) {
+    if (ngx_http_ciba_store_seen(cimcf->shm_zone, tok->record) == NGX_BUSY) {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_REPLAYED,
                                     "jti_replayed");
     }
@@ -312,7 +312,7 @@ ngx_http_ciba_json_cleanup(void *data)
 
 static ngx_int_t
 ngx_http_ciba_check_header(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, json_t *hdr,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, json_t *hdr,
     ngx_http_ciba_token_t *tok)
 {
     ngx_str_t             typ;
@@ -327,7 +327,7 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
 
     alg = ngx_http_ciba_alg_by_name(tok->alg.data, tok->alg.len);
 
-    if (alg == NULL || !(alg->bit & clcf->algorithms)) {
+    if (alg == NULL || !(alg->bit & cicf->algorithms)) {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                     "alg_not_allowed");
     }
@@ -342,9 +342,9 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
                                     "crit_unsupported");
     }
 
-    if (clcf->typ.len) {
+    if (cicf->typ.len) {
         if (ngx_http_ciba_get_str(hdr, "typ", &typ) != NGX_OK
-            || ngx_http_ciba_typ_eq(&clcf->typ, &typ) != NGX_OK)
+            || ngx_http_ciba_typ_eq(&cicf->typ, &typ) != NGX_OK)
         {
             return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                         "bad_typ");
@@ -356,7 +356,7 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
      * and "x5c" are never followed or used
      */
 
-    keys = clcf->keys->elts;
+    keys = cicf->keys->elts;
     key = NULL;
 
     if (json_object_get(hdr, "kid") != NULL) {
@@ -375,7 +375,7 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
                                         "unknown_kid");
         }
 
-        for (i = 0; i < clcf->keys->nelts; i++) {
+        for (i = 0; i < cicf->keys->nelts; i++) {
             if (keys[i].kid.len == tok->kid.len
                 && ngx_strncmp(keys[i].kid.data, tok->kid.data,
                                tok->kid.len)
@@ -404,7 +404,7 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
 
         n = 0;
 
-        for (i = 0; i < clcf->keys->nelts; i++) {
+        for (i = 0; i < cicf->keys->nelts; i++) {
             if (keys[i].algs & alg->bit) {
                 key = &keys[i];
                 n++;
@@ -432,7 +432,7 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_ciba_check_claims(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_http_ciba_ctx_t *ctx, json_t *pl,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, json_t *pl,
     ngx_http_ciba_token_t *tok, ngx_uint_t flags)
 {
     time_t                      now, nbf, epoch;
@@ -440,7 +440,7 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
     json_t                     *aud, *v;
     ngx_str_t                  *auds;
     ngx_uint_t                  found;
-    ngx_http_ciba_main_conf_t  *cmcf;
+    ngx_http_ciba_main_conf_t  *cimcf;
 
     if ((flags & NGX_HTTP_CIBA_TOKEN_FROM_AS)
         && json_object_get(pl, "jti") == NULL)
@@ -459,19 +459,19 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
     ctx->jti = tok->jti;
 
     if (ngx_http_ciba_get_str(pl, "iss", &tok->iss) != NGX_OK
-        || tok->iss.len != clcf->issuer.len
-        || ngx_strncmp(tok->iss.data, clcf->issuer.data, tok->iss.len) != 0)
+        || tok->iss.len != cicf->issuer.len
+        || ngx_strncmp(tok->iss.data, cicf->issuer.data, tok->iss.len) != 0)
     {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                     "bad_issuer");
     }
 
     aud = json_object_get(pl, "aud");
-    auds = clcf->audiences->elts;
+    auds = cicf->audiences->elts;
     found = 0;
 
     if (json_is_string(aud)) {
-        for (j = 0; j < clcf->audiences->nelts; j++) {
+        for (j = 0; j < cicf->audiences->nelts; j++) {
             if (ngx_http_ciba_str_eq(&auds[j], json_string_value(aud),
                                      json_string_length(aud))
                 == NGX_OK)
@@ -487,7 +487,7 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
                                             "bad_audience");
             }
 
-            for (j = 0; j < clcf->audiences->nelts; j++) {
+            for (j = 0; j < cicf->audiences->nelts; j++) {
                 if (ngx_http_ciba_str_eq(&auds[j], json_string_value(v),
                                          json_string_length(v))
                     == NGX_OK)
@@ -510,7 +510,7 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
                                     "bad_exp");
     }
 
-    if (now > tok->exp + clcf->leeway) {
+    if (now > tok->exp + cicf->leeway) {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                     "token_expired");
     }
@@ -521,7 +521,7 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
                                         "bad_nbf");
         }
 
-        if (nbf > now + clcf->leeway) {
+        if (nbf > now + cicf->leeway) {
             return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                         "token_not_yet_valid");
         }
@@ -532,12 +532,12 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
                                     "bad_iat");
     }
 
-    if (tok->iat > now + clcf->leeway) {
+    if (tok->iat > now + cicf->leeway) {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                     "iat_in_future");
     }
 
-    if (now - tok->iat > clcf->max_age + clcf->leeway) {
+    if (now - tok->iat > cicf->max_age + cicf->leeway) {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                     "token_too_old");
     }
@@ -549,11 +549,11 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
      * is any token whose iat is not later than the start plus the leeway
      */
 
-    cmcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
-    epoch = ngx_http_ciba_store_epoch(cmcf->shm_zone);
+    cimcf = ngx_http_get_module_main_conf(r, ngx_http_ciba_module);
+    epoch = ngx_http_ciba_store_epoch(cimcf->shm_zone);
 
     if (!(flags & NGX_HTTP_CIBA_TOKEN_FROM_AS)
-        && tok->iat <= epoch + clcf->leeway)
+        && tok->iat <= epoch + cicf->leeway)
     {
         return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
                                     "issued_before_start");
@@ -567,7 +567,7 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
         }
     }
 
-    if (clcf->subject) {
+    if (cicf->subject) {
         if (ctx->subject.len == 0
             || tok->sub.len != ctx->subject.len
             || ngx_strncmp(tok->sub.data, ctx->subject.data, tok->sub.len)
@@ -590,7 +590,7 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
  */
 
 static ngx_int_t
-ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
+ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
     ngx_http_ciba_ctx_t *ctx, json_t *pl)
 {
     size_t      i, j;
@@ -598,14 +598,14 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
     ngx_str_t   value;
     ngx_uint_t  typed, identified, bound;
 
-    if (clcf->binding_claim.len) {
+    if (cicf->binding_claim.len) {
 
-        if (json_object_get(pl, (char *) clcf->binding_claim.data) == NULL) {
+        if (json_object_get(pl, (char *) cicf->binding_claim.data) == NULL) {
             return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
                                         "no_binding");
         }
 
-        if (ngx_http_ciba_get_str(pl, (char *) clcf->binding_claim.data,
+        if (ngx_http_ciba_get_str(pl, (char *) cicf->binding_claim.data,
                                   &value)
             != NGX_OK
             || ngx_http_ciba_str_eq(&ctx->digest, (char *) value.data,
@@ -633,7 +633,7 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *clcf,
     json_array_foreach(ad, i, entry) {
 
         if (ngx_http_ciba_get_str(entry, "type", &value) != NGX_OK
-            || ngx_http_ciba_str_eq(&clcf->rar_type, (char *) value.data,
+            || ngx_http_ciba_str_eq(&cicf->rar_type, (char *) value.data,
                                     value.len)
                != NGX_OK)
         {
@@ -804,7 +804,7 @@ ngx_http_ciba_typ_eq(ngx_str_t *want, ngx_str_t *got)
 
 ngx_int_t
 ngx_http_ciba_id_token_check(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *clcf, ngx_str_t *id_token,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_str_t *id_token,
     ngx_str_t *auth_req_id, ngx_str_t *access_token, ngx_str_t *client_id,
     const char **reason)
 {
@@ -825,7 +825,7 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
 
     *reason = "bad_id_token";
 
-    rc = ngx_http_ciba_token_parse(r, clcf, &tctx, id_token, &tok, &pl);
+    rc = ngx_http_ciba_token_parse(r, cicf, &tctx, id_token, &tok, &pl);
     if (rc != NGX_OK) {
         if (rc == NGX_DECLINED) {
             *reason = tctx.reason;
@@ -835,7 +835,7 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
     }
 
     if (ngx_http_ciba_get_str(pl, "iss", &value) != NGX_OK
-        || ngx_http_ciba_str_eq(&clcf->issuer, (char *) value.data,
+        || ngx_http_ciba_str_eq(&cicf->issuer, (char *) value.data,
                                 value.len)
            != NGX_OK)
     {
@@ -871,9 +871,9 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
     now = ngx_time();
 
     if (ngx_http_ciba_get_time(pl, "exp", &exp) != NGX_OK
-        || now > exp + clcf->leeway
+        || now > exp + cicf->leeway
         || ngx_http_ciba_get_time(pl, "iat", &iat) != NGX_OK
-        || iat > now + clcf->leeway)
+        || iat > now + cicf->leeway)
     {
         *reason = "id_token_expired";
         return NGX_DECLINED;

@@ -37,14 +37,14 @@ static void ngx_http_ciba_rbtree_insert_value(ngx_rbtree_node_t *temp,
 char *
 ngx_http_ciba_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
-    ngx_http_ciba_main_conf_t *cmcf = conf;
+    ngx_http_ciba_main_conf_t *cimcf = conf;
 
     u_char                *p;
     ssize_t                size;
     ngx_str_t             *value, name, s;
     ngx_http_ciba_zone_t  *zone;
 
-    if (cmcf->shm_zone) {
+    if (cimcf->shm_zone) {
         return "is duplicate";
     }
 
@@ -101,20 +101,20 @@ ngx_http_ciba_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
     }
 
-    cmcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+    cimcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
                                            &ngx_http_ciba_module);
-    if (cmcf->shm_zone == NULL) {
+    if (cimcf->shm_zone == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    if (cmcf->shm_zone->data) {
+    if (cimcf->shm_zone->data) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "zone \"%V\" is already used", &name);
         return NGX_CONF_ERROR;
     }
 
-    cmcf->shm_zone->init = ngx_http_ciba_init_zone;
-    cmcf->shm_zone->data = zone;
+    cimcf->shm_zone->init = ngx_http_ciba_init_zone;
+    cimcf->shm_zone->data = zone;
 
     return NGX_CONF_OK;
 }

@@ -76,6 +76,11 @@ sub add_token_tails {
         }
     }
     return unless @tails;
+    # at debug level nginx itself logs the request headers: there, only
+    # the module's own lines must not hold a token
+    if (($block->log_level // '') eq 'debug') {
+        @tails = map { qr/ciba: [^\n]*\Q$_\E/ } @tails;
+    }
     my $nel = $block->no_error_log;
     if (ref $nel eq 'ARRAY') {
         push @$nel, @tails;
@@ -733,3 +738,43 @@ POST /tools/refund?order=A17&amount=30
 ciba: decision=invalid reason=bad_signature action="refund" subject="" approver="" jti="u1\x0a2026/01/01 00:00:00 [info] 1#1: *1 ciba: decision=approved UNVERIFIED\x22\x5c" kid="ec1" alg=ES256
 --- no_error_log eval
 [ qr{^2026/01/01 00:00:00}, qr{^\s*\[info\] 1#1: }, 'UNVERIFIED"', '/backend', '[alert]', '[crit]' ]
+
+
+
+=== TEST 27: error_log at debug shows the flow of an approved request, step by step, with no token in it
+--- log_level: debug
+--- mint
+{ claims => { jti => 'debug-flow-1' } }
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 200
+--- response_body
+upstream ran POST
+--- error_log eval
+[ qr/ciba: protected request, action "refund"/,
+  qr/ciba: reading the body/,
+  qr/ciba: an approval token: checking it/,
+  qr/ciba: decided: approved, token_valid/,
+  qr/ciba: decision=approved reason=token_valid action="refund" .* jti="debug-flow-1"/ ]
+--- no_error_log
+[alert]
+[crit]
+
+
+
+=== TEST 28: error_log at debug: a request without a token in a token-only location
+--- log_level: debug
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_body_like: "reason":"no_token"
+--- error_log eval
+[ qr/ciba: protected request, action "refund"/,
+  qr/ciba: decided: required, no_token/ ]
+--- no_error_log
+ciba: an approval token: checking it
+/backend
+[alert]
+[crit]

@@ -2613,3 +2613,33 @@ must hold 32 bytes
 --- error_log
 [emerg]
 must allow "_", which replaces the other characters
+
+
+
+=== TEST 58: error_log at debug shows the CIBA flow: asking the human, the subrequest, its answer, the decision
+--- init
+main::as_setup();
+--- log_level: debug
+--- request
+POST /tools/refund?order=58
+{"amount":10}
+--- more_headers
+X-User: alice
+--- error_code: 401
+--- response_body_like: "reason":"asked"
+--- error_log eval
+[
+    qr/ciba: protected request, action "refund"/,
+    qr/ciba: no token, no handle: CIBA/,
+    qr/ciba: no pending approval: asking the human/,
+    qr{ciba: backchannel request sent to "/_as/bc"},
+    qr/ciba: AS answered 200/,
+    qr/ciba: the AS answered step 1/,
+    qr/ciba: decided: pending, asked/,
+    qr/ciba: decision=pending reason=asked action="refund" subject="alice" /,
+]
+--- no_error_log
+[error]
+/backend
+--- as_check
+count_is('/bc-authorize' => 1, '/token' => 0);

@@ -221,6 +221,45 @@ typedef struct {
 } ngx_http_ciba_loc_conf_t;
 
 
+/*
+ * Why a token is refused (ngx_http_ciba_token.c names each reason and its
+ * outcome, in this order)
+ */
+typedef enum {
+    NGX_HTTP_CIBA_NOT_REFUSED = 0,
+    NGX_HTTP_CIBA_REFUSED_EMPTY_TOKEN,
+    NGX_HTTP_CIBA_REFUSED_TOKEN_TOO_LARGE,
+    NGX_HTTP_CIBA_REFUSED_MALFORMED_TOKEN,
+    NGX_HTTP_CIBA_REFUSED_MALFORMED_HEADER,
+    NGX_HTTP_CIBA_REFUSED_MALFORMED_PAYLOAD,
+    NGX_HTTP_CIBA_REFUSED_ALG_NOT_ALLOWED,
+    NGX_HTTP_CIBA_REFUSED_CRIT_UNSUPPORTED,
+    NGX_HTTP_CIBA_REFUSED_BAD_TYP,
+    NGX_HTTP_CIBA_REFUSED_UNKNOWN_KID,
+    NGX_HTTP_CIBA_REFUSED_KEY_ALG_MISMATCH,
+    NGX_HTTP_CIBA_REFUSED_NO_KEY_FOR_ALG,
+    NGX_HTTP_CIBA_REFUSED_KID_REQUIRED,
+    NGX_HTTP_CIBA_REFUSED_BAD_JTI,
+    NGX_HTTP_CIBA_REFUSED_BAD_ISSUER,
+    NGX_HTTP_CIBA_REFUSED_BAD_AUDIENCE,
+    NGX_HTTP_CIBA_REFUSED_BAD_EXP,
+    NGX_HTTP_CIBA_REFUSED_TOKEN_EXPIRED,
+    NGX_HTTP_CIBA_REFUSED_BAD_NBF,
+    NGX_HTTP_CIBA_REFUSED_TOKEN_NOT_YET_VALID,
+    NGX_HTTP_CIBA_REFUSED_BAD_IAT,
+    NGX_HTTP_CIBA_REFUSED_IAT_IN_FUTURE,
+    NGX_HTTP_CIBA_REFUSED_TOKEN_TOO_OLD,
+    NGX_HTTP_CIBA_REFUSED_ISSUED_BEFORE_START,
+    NGX_HTTP_CIBA_REFUSED_BAD_SUB,
+    NGX_HTTP_CIBA_REFUSED_SUBJECT_MISMATCH,
+    NGX_HTTP_CIBA_REFUSED_NO_BINDING,
+    NGX_HTTP_CIBA_REFUSED_DIGEST_MISMATCH,
+    NGX_HTTP_CIBA_REFUSED_ACTION_MISMATCH,
+    NGX_HTTP_CIBA_REFUSED_JTI_REPLAYED,
+    NGX_HTTP_CIBA_REFUSED_BAD_SIGNATURE
+} ngx_http_ciba_refusal_e;
+
+
 /* what was learnt of a token, pointing into request pool memory */
 typedef struct {
     ngx_str_t                   alg;
@@ -235,6 +274,7 @@ typedef struct {
     ngx_str_t                   input;      /* header "." payload */
     ngx_str_t                   signature;  /* base64url, as sent */
     u_char                      record[32];  /* SHA-256(iss NUL jti) */
+    ngx_http_ciba_refusal_e     refusal;
 } ngx_http_ciba_token_t;
 
 

@@ -2,13 +2,15 @@
 /*
  * ngx_http_ciba_module: approval token validation.
  *
- * The token is parsed here, strictly (base64url alphabet only, JSON
+ * The token is parsed once, strictly (base64url alphabet only, JSON
  * objects without duplicate members), and every claim is checked here;
- * libjwt >= 3 verifies the signature with the key this module selected
- * and the algorithm this module pinned.  Cheap checks come first: shape,
- * algorithm, key, issuer, audience, time, binding and a replay lookup.
- * Nothing is recorded before the signature verifies: recording the jti
- * is the caller's next step.
+ * ngx_http_ciba_verify.c verifies the signature over the signing input
+ * the parse delimited, with the key this module selected and the
+ * algorithm it pinned.  Cheap checks come first: shape, algorithm, key,
+ * issuer, audience, time, binding and a replay lookup.  The checks give
+ * a reason of ngx_http_ciba_refusal_e; ngx_http_ciba_token_check() alone
+ * turns it into the request's outcome.  Nothing is recorded before the
+ * signature verifies: recording the jti is the caller's next step.
  */
 
 
@@ -22,12 +24,13 @@
 
 
 static ngx_int_t ngx_http_ciba_token_parse(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_str_t *raw,
+    ngx_http_ciba_token_t *tok, json_t **payload);
+static ngx_int_t ngx_http_ciba_token_checks(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
-    ngx_str_t *raw, ngx_http_ciba_token_t *tok, json_t **payload);
-static ngx_int_t ngx_http_ciba_refuse(ngx_http_ciba_ctx_t *ctx,
-    ngx_http_ciba_outcome_e outcome, const char *reason);
-static json_t *ngx_http_ciba_decode_part(ngx_http_request_t *r,
-    u_char *data, size_t len);
+    ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags);
+static ngx_int_t ngx_http_ciba_decode_part(ngx_http_request_t *r,
+    u_char *data, size_t len, json_t **json);
 static void ngx_http_ciba_json_cleanup(void *data);
 static ngx_int_t ngx_http_ciba_get_str(json_t *obj, const char *name,
     ngx_str_t *value);
@@ -35,14 +38,15 @@ static ngx_int_t ngx_http_ciba_get_time(json_t *obj, const char *name,
     time_t *value);
 static ngx_int_t ngx_http_ciba_str_eq(ngx_str_t *a, const char *b,
     size_t len);
-static ngx_int_t ngx_http_ciba_check_header(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, json_t *hdr,
-    ngx_http_ciba_token_t *tok);
+static ngx_int_t ngx_http_ciba_check_header(ngx_http_ciba_loc_conf_t *cicf,
+    json_t *hdr, ngx_http_ciba_token_t *tok);
 static ngx_int_t ngx_http_ciba_check_claims(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, json_t *pl,
     ngx_http_ciba_token_t *tok, ngx_uint_t flags);
 static ngx_int_t ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
-    ngx_http_ciba_ctx_t *ctx, json_t *pl);
+    ngx_http_ciba_ctx_t *ctx, json_t *pl, ngx_http_ciba_token_t *tok);
+static ngx_int_t ngx_http_ciba_aud_match(json_t *aud, ngx_str_t *wanted,
+    ngx_uint_t n);
 static ngx_int_t ngx_http_ciba_typ_eq(ngx_str_t *want, ngx_str_t *got);
 
 
@@ -62,11 +66,48 @@ static const u_char  ngx_http_ciba_b64url[256] = {
 };
 
 
-/*
- * NGX_OK: the token is valid, bound to this request and not used yet
- * (as far as the store knows now); NGX_DECLINED: refused, the outcome and
- * reason are in ctx; NGX_ERROR: an internal failure.
- */
+/* the reasons of ngx_http_ciba_refusal_e, in its order, and their outcome */
+
+typedef struct {
+    const char                 *reason;
+    ngx_http_ciba_outcome_e     outcome;
+} ngx_http_ciba_refusal_t;
+
+
+static ngx_http_ciba_refusal_t  ngx_http_ciba_refusals[] = {
+    { NULL, NGX_HTTP_CIBA_APPROVED },
+    { "empty_token", NGX_HTTP_CIBA_INVALID },
+    { "token_too_large", NGX_HTTP_CIBA_INVALID },
+    { "malformed_token", NGX_HTTP_CIBA_INVALID },
+    { "malformed_header", NGX_HTTP_CIBA_INVALID },
+    { "malformed_payload", NGX_HTTP_CIBA_INVALID },
+    { "alg_not_allowed", NGX_HTTP_CIBA_INVALID },
+    { "crit_unsupported", NGX_HTTP_CIBA_INVALID },
+    { "bad_typ", NGX_HTTP_CIBA_INVALID },
+    { "unknown_kid", NGX_HTTP_CIBA_INVALID },
+    { "key_alg_mismatch", NGX_HTTP_CIBA_INVALID },
+    { "no_key_for_alg", NGX_HTTP_CIBA_INVALID },
+    { "kid_required", NGX_HTTP_CIBA_INVALID },
+    { "bad_jti", NGX_HTTP_CIBA_INVALID },
+    { "bad_issuer", NGX_HTTP_CIBA_INVALID },
+    { "bad_audience", NGX_HTTP_CIBA_INVALID },
+    { "bad_exp", NGX_HTTP_CIBA_INVALID },
+    { "token_expired", NGX_HTTP_CIBA_INVALID },
+    { "bad_nbf", NGX_HTTP_CIBA_INVALID },
+    { "token_not_yet_valid", NGX_HTTP_CIBA_INVALID },
+    { "bad_iat", NGX_HTTP_CIBA_INVALID },
+    { "iat_in_future", NGX_HTTP_CIBA_INVALID },
+    { "token_too_old", NGX_HTTP_CIBA_INVALID },
+    { "issued_before_start", NGX_HTTP_CIBA_INVALID },
+    { "bad_sub", NGX_HTTP_CIBA_INVALID },
+    { "subject_mismatch", NGX_HTTP_CIBA_MISMATCH },
+    { "no_binding", NGX_HTTP_CIBA_MISMATCH },
+    { "digest_mismatch", NGX_HTTP_CIBA_MISMATCH },
+    { "action_mismatch", NGX_HTTP_CIBA_MISMATCH },
+    { "jti_replayed", NGX_HTTP_CIBA_REPLAYED },
+    { "bad_signature", NGX_HTTP_CIBA_INVALID }
+};
+
 
 /*
  * The shape, the header (algorithm, key) and the payload: NGX_OK with the
@@ -75,21 +116,22 @@ static const u_char  ngx_http_ciba_b64url[256] = {
 
 static ngx_int_t
 ngx_http_ciba_token_parse(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
-    ngx_str_t *raw, ngx_http_ciba_token_t *tok, json_t **payload)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_str_t *raw,
+    ngx_http_ciba_token_t *tok, json_t **payload)
 {
     u_char      *p, *last, *dot[2];
     json_t      *hdr, *pl;
     ngx_int_t    rc;
     ngx_uint_t   ndots;
+
     if (raw->len == 0) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "empty_token");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_EMPTY_TOKEN;
+        return NGX_DECLINED;
     }
 
     if (raw->len > NGX_HTTP_CIBA_TOKEN_MAX) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "token_too_large");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_TOKEN_TOO_LARGE;
+        return NGX_DECLINED;
     }
 
     /* shape: three non-empty parts of the base64url alphabet */
@@ -101,8 +143,8 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
 
         if (*p == '.') {
             if (ndots == 2) {
-                return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                            "malformed_token");
+                tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_TOKEN;
+                return NGX_DECLINED;
             }
 
             dot[ndots++] = p;
@@ -110,8 +152,8 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
         }
 
         if (!ngx_http_ciba_b64url[*p]) {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                        "malformed_token");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_TOKEN;
+            return NGX_DECLINED;
         }
     }
 
@@ -120,8 +162,8 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
         || dot[1] == dot[0] + 1
         || dot[1] + 1 == last)
     {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "malformed_token");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_TOKEN;
+        return NGX_DECLINED;
     }
 
     /* what the signature covers, and the signature: verified last */
@@ -131,30 +173,30 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
     tok->signature.data = dot[1] + 1;
     tok->signature.len = last - dot[1] - 1;
 
-    hdr = ngx_http_ciba_decode_part(r, raw->data, dot[0] - raw->data);
+    rc = ngx_http_ciba_decode_part(r, raw->data, dot[0] - raw->data, &hdr);
 
-    if (hdr == NULL) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "malformed_header");
+    if (rc == NGX_DECLINED) {
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_HEADER;
+        return NGX_DECLINED;
     }
 
-    if (hdr == NGX_CONF_UNSET_PTR) {
+    if (rc != NGX_OK) {
         return NGX_ERROR;
     }
 
-    rc = ngx_http_ciba_check_header(r, cicf, ctx, hdr, tok);
+    rc = ngx_http_ciba_check_header(cicf, hdr, tok);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    pl = ngx_http_ciba_decode_part(r, dot[0] + 1, dot[1] - dot[0] - 1);
+    rc = ngx_http_ciba_decode_part(r, dot[0] + 1, dot[1] - dot[0] - 1, &pl);
 
-    if (pl == NULL) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "malformed_payload");
+    if (rc == NGX_DECLINED) {
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_PAYLOAD;
+        return NGX_DECLINED;
     }
 
-    if (pl == NGX_CONF_UNSET_PTR) {
+    if (rc != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -164,8 +206,49 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
 }
 
 
+/*
+ * NGX_OK: the token is valid, bound to this request and not used yet
+ * (as far as the store knows now); NGX_DECLINED: refused, the outcome and
+ * the reason are in ctx; NGX_ERROR: an internal failure.  What the
+ * decision line shows of the token (algorithm, configured kid, jti) goes
+ * to ctx either way.
+ */
+
 ngx_int_t
 ngx_http_ciba_token_check(ngx_http_request_t *r,
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
+    ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags)
+{
+    ngx_int_t  rc;
+
+    rc = ngx_http_ciba_token_checks(r, cicf, ctx, raw, tok, flags);
+
+    if (tok->algorithm) {
+        ctx->alg = tok->algorithm->name;
+    }
+
+    if (tok->key) {
+        ctx->kid = tok->key->kid;
+    }
+
+    ctx->jti = tok->jti;
+
+    if (rc == NGX_OK) {
+        ctx->approver = tok->sub;
+
+    } else if (rc == NGX_DECLINED) {
+        ctx->outcome = ngx_http_ciba_refusals[tok->refusal].outcome;
+        ctx->reason = ngx_http_ciba_refusals[tok->refusal].reason;
+    }
+
+    return rc;
+}
+
+
+/* the checks, cheap ones first: NGX_DECLINED with tok->refusal */
+
+static ngx_int_t
+ngx_http_ciba_token_checks(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags)
 {
@@ -173,7 +256,7 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
     ngx_int_t                   rc;
     ngx_http_ciba_main_conf_t  *cimcf;
 
-    rc = ngx_http_ciba_token_parse(r, cicf, ctx, raw, tok, &pl);
+    rc = ngx_http_ciba_token_parse(r, cicf, raw, tok, &pl);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -194,18 +277,21 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
         if (json_object_get(pl, "authorization_details") != NULL
             || cicf->binding_claim.len)
         {
-            rc = ngx_http_ciba_check_binding(cicf, ctx, pl);
-            if (rc != NGX_OK && ctx->reason
-                && ngx_strcmp(ctx->reason, "no_binding") != 0)
+            rc = ngx_http_ciba_check_binding(cicf, ctx, pl, tok);
+
+            if (rc != NGX_OK
+                && tok->refusal != NGX_HTTP_CIBA_REFUSED_NO_BINDING)
             {
                 return rc;
             }
+
+            tok->refusal = NGX_HTTP_CIBA_NOT_REFUSED;
         }
 
         goto verify;
     }
 
-    rc = ngx_http_ciba_check_binding(cicf, ctx, pl);
+    rc = ngx_http_ciba_check_binding(cicf, ctx, pl, tok);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -219,46 +305,31 @@ ngx_http_ciba_token_check(ngx_http_request_t *r,
     }
 
     if (ngx_http_ciba_store_seen(cimcf->shm_zone, tok->record) == NGX_BUSY) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_REPLAYED,
-                                    "jti_replayed");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_JTI_REPLAYED;
+        return NGX_DECLINED;
     }
 
 verify:
 
     rc = ngx_http_ciba_verify(r, tok);
-    if (rc != NGX_OK) {
-        return (rc == NGX_DECLINED)
-               ? ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                      "bad_signature")
-               : NGX_ERROR;
+
+    if (rc == NGX_DECLINED) {
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_SIGNATURE;
     }
 
-    ctx->approver = tok->sub;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_ciba_refuse(ngx_http_ciba_ctx_t *ctx, ngx_http_ciba_outcome_e outcome,
-    const char *reason)
-{
-    ctx->outcome = outcome;
-    ctx->reason = reason;
-
-    return NGX_DECLINED;
+    return rc;
 }
 
 
 /*
- * Decodes one base64url part into a JSON object.  NULL: not a JSON
- * object (or not decodable); NGX_CONF_UNSET_PTR: out of memory.
+ * Decodes one base64url part into a JSON object: NGX_OK; NGX_DECLINED,
+ * not a JSON object (or not decodable); NGX_ERROR, out of memory.
  */
 
-static json_t *
-ngx_http_ciba_decode_part(ngx_http_request_t *r, u_char *data, size_t len)
+static ngx_int_t
+ngx_http_ciba_decode_part(ngx_http_request_t *r, u_char *data, size_t len,
+    json_t **json)
 {
-    json_t              *json;
     ngx_str_t            src, dst;
     json_error_t         err;
     ngx_pool_cleanup_t  *cln;
@@ -268,36 +339,32 @@ ngx_http_ciba_decode_part(ngx_http_request_t *r, u_char *data, size_t len)
 
     dst.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(len) + 1);
     if (dst.data == NULL) {
-        return NGX_CONF_UNSET_PTR;
+        return NGX_ERROR;
     }
 
     if (ngx_decode_base64url(&dst, &src) != NGX_OK || dst.len == 0) {
-        return NULL;
+        return NGX_DECLINED;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
-        return NGX_CONF_UNSET_PTR;
+        return NGX_ERROR;
     }
 
-    json = json_loadb((char *) dst.data, dst.len, JSON_REJECT_DUPLICATES,
-                      &err);
+    *json = json_loadb((char *) dst.data, dst.len, JSON_REJECT_DUPLICATES,
+                       &err);
 
-    if (json == NULL) {
+    if (*json == NULL) {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "ciba: token part is not JSON: %s at %d",
                        err.text, err.position);
-        return NULL;
+        return NGX_DECLINED;
     }
 
     cln->handler = ngx_http_ciba_json_cleanup;
-    cln->data = json;
+    cln->data = *json;
 
-    if (!json_is_object(json)) {
-        return NULL;
-    }
-
-    return json;
+    return json_is_object(*json) ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -311,8 +378,7 @@ ngx_http_ciba_json_cleanup(void *data)
 
 
 static ngx_int_t
-ngx_http_ciba_check_header(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, json_t *hdr,
+ngx_http_ciba_check_header(ngx_http_ciba_loc_conf_t *cicf, json_t *hdr,
     ngx_http_ciba_token_t *tok)
 {
     ngx_str_t             typ;
@@ -321,33 +387,32 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
     ngx_http_ciba_alg_t  *alg;
 
     if (ngx_http_ciba_get_str(hdr, "alg", &tok->alg) != NGX_OK) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "malformed_header");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_HEADER;
+        return NGX_DECLINED;
     }
 
     alg = ngx_http_ciba_alg_by_name(tok->alg.data, tok->alg.len);
 
     if (alg == NULL || !(alg->bit & cicf->algorithms)) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "alg_not_allowed");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_ALG_NOT_ALLOWED;
+        return NGX_DECLINED;
     }
 
-    ctx->alg = alg->name;
     tok->algorithm = alg;
 
     /* no extension is understood, so none may be critical (RFC 7515) */
 
     if (json_object_get(hdr, "crit") != NULL) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "crit_unsupported");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_CRIT_UNSUPPORTED;
+        return NGX_DECLINED;
     }
 
     if (cicf->typ.len) {
         if (ngx_http_ciba_get_str(hdr, "typ", &typ) != NGX_OK
             || ngx_http_ciba_typ_eq(&cicf->typ, &typ) != NGX_OK)
         {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                        "bad_typ");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_TYP;
+            return NGX_DECLINED;
         }
     }
 
@@ -364,15 +429,15 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
         if (ngx_http_ciba_get_str(hdr, "kid", &tok->kid) != NGX_OK
             || tok->kid.len > 256)
         {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                        "malformed_header");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_HEADER;
+            return NGX_DECLINED;
         }
 
         /* an empty kid names no key, not a key configured without one */
 
         if (tok->kid.len == 0) {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                        "unknown_kid");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_UNKNOWN_KID;
+            return NGX_DECLINED;
         }
 
         for (i = 0; i < cicf->keys->nelts; i++) {
@@ -387,15 +452,15 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
         }
 
         if (key == NULL) {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                        "unknown_kid");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_UNKNOWN_KID;
+            return NGX_DECLINED;
         }
 
-        ctx->kid = key->kid;
+        tok->key = key;
 
         if (!(key->algs & alg->bit)) {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                        "key_alg_mismatch");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_KEY_ALG_MISMATCH;
+            return NGX_DECLINED;
         }
 
     } else {
@@ -412,19 +477,17 @@ ngx_http_ciba_check_header(ngx_http_request_t *r,
         }
 
         if (n == 0) {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                        "no_key_for_alg");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_NO_KEY_FOR_ALG;
+            return NGX_DECLINED;
         }
 
         if (n > 1) {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                        "kid_required");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_KID_REQUIRED;
+            return NGX_DECLINED;
         }
 
-        ctx->kid = key->kid;
+        tok->key = key;
     }
-
-    tok->key = key;
 
     return NGX_OK;
 }
@@ -436,10 +499,6 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
     ngx_http_ciba_token_t *tok, ngx_uint_t flags)
 {
     time_t                      now, nbf, epoch;
-    size_t                      i, j;
-    json_t                     *aud, *v;
-    ngx_str_t                  *auds;
-    ngx_uint_t                  found;
     ngx_http_ciba_main_conf_t  *cimcf;
 
     if ((flags & NGX_HTTP_CIBA_TOKEN_FROM_AS)
@@ -452,94 +511,66 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
                || tok->jti.len == 0
                || tok->jti.len > NGX_HTTP_CIBA_JTI_MAX)
     {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID, "bad_jti");
+        /* a good jti is logged, verified or not: the reason tells which */
+        ngx_str_null(&tok->jti);
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_JTI;
+        return NGX_DECLINED;
     }
-
-    /* logged from here on, verified or not: the reason tells which */
-    ctx->jti = tok->jti;
 
     if (ngx_http_ciba_get_str(pl, "iss", &tok->iss) != NGX_OK
         || tok->iss.len != cicf->issuer.len
         || ngx_strncmp(tok->iss.data, cicf->issuer.data, tok->iss.len) != 0)
     {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "bad_issuer");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_ISSUER;
+        return NGX_DECLINED;
     }
 
-    aud = json_object_get(pl, "aud");
-    auds = cicf->audiences->elts;
-    found = 0;
-
-    if (json_is_string(aud)) {
-        for (j = 0; j < cicf->audiences->nelts; j++) {
-            if (ngx_http_ciba_str_eq(&auds[j], json_string_value(aud),
-                                     json_string_length(aud))
-                == NGX_OK)
-            {
-                found = 1;
-            }
-        }
-
-    } else if (json_is_array(aud)) {
-        json_array_foreach(aud, i, v) {
-            if (!json_is_string(v)) {
-                return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                            "bad_audience");
-            }
-
-            for (j = 0; j < cicf->audiences->nelts; j++) {
-                if (ngx_http_ciba_str_eq(&auds[j], json_string_value(v),
-                                         json_string_length(v))
-                    == NGX_OK)
-                {
-                    found = 1;
-                }
-            }
-        }
-    }
-
-    if (!found) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "bad_audience");
+    if (ngx_http_ciba_aud_match(json_object_get(pl, "aud"),
+                                cicf->audiences->elts,
+                                cicf->audiences->nelts)
+        != NGX_OK)
+    {
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_AUDIENCE;
+        return NGX_DECLINED;
     }
 
     now = ngx_time();
 
     if (ngx_http_ciba_get_time(pl, "exp", &tok->exp) != NGX_OK) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "bad_exp");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_EXP;
+        return NGX_DECLINED;
     }
 
     if (now > tok->exp + cicf->leeway) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "token_expired");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_TOKEN_EXPIRED;
+        return NGX_DECLINED;
     }
 
     if (json_object_get(pl, "nbf") != NULL) {
         if (ngx_http_ciba_get_time(pl, "nbf", &nbf) != NGX_OK) {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                        "bad_nbf");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_NBF;
+            return NGX_DECLINED;
         }
 
         if (nbf > now + cicf->leeway) {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                        "token_not_yet_valid");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_TOKEN_NOT_YET_VALID;
+            return NGX_DECLINED;
         }
     }
 
     if (ngx_http_ciba_get_time(pl, "iat", &tok->iat) != NGX_OK) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "bad_iat");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_IAT;
+        return NGX_DECLINED;
     }
 
     if (tok->iat > now + cicf->leeway) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "iat_in_future");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_IAT_IN_FUTURE;
+        return NGX_DECLINED;
     }
 
     if (now - tok->iat > cicf->max_age + cicf->leeway) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "token_too_old");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_TOKEN_TOO_OLD;
+        return NGX_DECLINED;
     }
 
     /*
@@ -555,15 +586,15 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
     if (!(flags & NGX_HTTP_CIBA_TOKEN_FROM_AS)
         && tok->iat <= epoch + cicf->leeway)
     {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                    "issued_before_start");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_ISSUED_BEFORE_START;
+        return NGX_DECLINED;
     }
 
 
     if (json_object_get(pl, "sub") != NULL) {
         if (ngx_http_ciba_get_str(pl, "sub", &tok->sub) != NGX_OK) {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_INVALID,
-                                        "bad_sub");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_SUB;
+            return NGX_DECLINED;
         }
     }
 
@@ -573,8 +604,8 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
             || ngx_strncmp(tok->sub.data, ctx->subject.data, tok->sub.len)
                != 0)
         {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
-                                        "subject_mismatch");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_SUBJECT_MISMATCH;
+            return NGX_DECLINED;
         }
     }
 
@@ -591,7 +622,7 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
-    ngx_http_ciba_ctx_t *ctx, json_t *pl)
+    ngx_http_ciba_ctx_t *ctx, json_t *pl, ngx_http_ciba_token_t *tok)
 {
     size_t      i, j;
     json_t     *ad, *entry, *actions, *a;
@@ -601,8 +632,8 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
     if (cicf->binding_claim.len) {
 
         if (json_object_get(pl, (char *) cicf->binding_claim.data) == NULL) {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
-                                        "no_binding");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_NO_BINDING;
+            return NGX_DECLINED;
         }
 
         if (ngx_http_ciba_get_str(pl, (char *) cicf->binding_claim.data,
@@ -612,8 +643,8 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
                                     value.len)
                != NGX_OK)
         {
-            return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
-                                        "digest_mismatch");
+            tok->refusal = NGX_HTTP_CIBA_REFUSED_DIGEST_MISMATCH;
+            return NGX_DECLINED;
         }
 
         return NGX_OK;
@@ -622,8 +653,8 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
     ad = json_object_get(pl, "authorization_details");
 
     if (!json_is_array(ad)) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
-                                    "no_binding");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_NO_BINDING;
+        return NGX_DECLINED;
     }
 
     typed = 0;
@@ -680,17 +711,68 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
     }
 
     if (!typed) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
-                                    "no_binding");
+        tok->refusal = NGX_HTTP_CIBA_REFUSED_NO_BINDING;
+        return NGX_DECLINED;
     }
 
     if (!bound) {
-        return ngx_http_ciba_refuse(ctx, NGX_HTTP_CIBA_MISMATCH,
-                                    identified ? "action_mismatch"
-                                               : "digest_mismatch");
+        tok->refusal = identified ? NGX_HTTP_CIBA_REFUSED_ACTION_MISMATCH
+                                  : NGX_HTTP_CIBA_REFUSED_DIGEST_MISMATCH;
+        return NGX_DECLINED;
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * "aud", a string or an array of strings, holds one of the n wanted
+ * values: NGX_OK; NGX_DECLINED when it does not, or is of another shape
+ * (an array member that is not a string included)
+ */
+
+static ngx_int_t
+ngx_http_ciba_aud_match(json_t *aud, ngx_str_t *wanted, ngx_uint_t n)
+{
+    size_t       i;
+    json_t      *v;
+    ngx_uint_t   j, found;
+
+    if (json_is_string(aud)) {
+        for (j = 0; j < n; j++) {
+            if (ngx_http_ciba_str_eq(&wanted[j], json_string_value(aud),
+                                     json_string_length(aud))
+                == NGX_OK)
+            {
+                return NGX_OK;
+            }
+        }
+
+        return NGX_DECLINED;
+    }
+
+    if (!json_is_array(aud)) {
+        return NGX_DECLINED;
+    }
+
+    found = 0;
+
+    json_array_foreach(aud, i, v) {
+        if (!json_is_string(v)) {
+            return NGX_DECLINED;
+        }
+
+        for (j = 0; j < n; j++) {
+            if (ngx_http_ciba_str_eq(&wanted[j], json_string_value(v),
+                                     json_string_length(v))
+                == NGX_OK)
+            {
+                found = 1;
+            }
+        }
+    }
+
+    return found ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -808,27 +890,23 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
     ngx_str_t *auth_req_id, ngx_str_t *access_token, ngx_str_t *client_id,
     const char **reason)
 {
-    size_t                  i;
     time_t                  now, exp, iat;
     u_char                  md_value[EVP_MAX_MD_SIZE];
-    json_t                 *pl, *aud, *v;
+    json_t                 *pl;
     ngx_int_t               rc;
     ngx_str_t               value, src, at_hash;
-    ngx_uint_t              found;
     unsigned int            md_len;
     const EVP_MD           *md;
-    ngx_http_ciba_ctx_t     tctx;
     ngx_http_ciba_token_t   tok;
 
-    ngx_memzero(&tctx, sizeof(ngx_http_ciba_ctx_t));
     ngx_memzero(&tok, sizeof(ngx_http_ciba_token_t));
 
     *reason = "bad_id_token";
 
-    rc = ngx_http_ciba_token_parse(r, cicf, &tctx, id_token, &tok, &pl);
+    rc = ngx_http_ciba_token_parse(r, cicf, id_token, &tok, &pl);
     if (rc != NGX_OK) {
         if (rc == NGX_DECLINED) {
-            *reason = tctx.reason;
+            *reason = ngx_http_ciba_refusals[tok.refusal].reason;
         }
 
         return rc;
@@ -843,27 +921,9 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    aud = json_object_get(pl, "aud");
-    found = 0;
-
-    if (json_is_string(aud)) {
-        found = ngx_http_ciba_str_eq(client_id, json_string_value(aud),
-                                     json_string_length(aud))
-                == NGX_OK;
-
-    } else if (json_is_array(aud)) {
-        json_array_foreach(aud, i, v) {
-            if (json_is_string(v)
-                && ngx_http_ciba_str_eq(client_id, json_string_value(v),
-                                        json_string_length(v))
-                   == NGX_OK)
-            {
-                found = 1;
-            }
-        }
-    }
-
-    if (!found) {
+    if (ngx_http_ciba_aud_match(json_object_get(pl, "aud"), client_id, 1)
+        != NGX_OK)
+    {
         *reason = "id_token_bad_audience";
         return NGX_DECLINED;
     }

@@ -89,6 +89,8 @@ typedef struct {
     size_t                      secret_len;
     EVP_MD                     *md[NGX_HTTP_CIBA_NALGS];
     EVP_PKEY_CTX               *ctx[NGX_HTTP_CIBA_NALGS];
+    const void                 *rsa;        /* RSA *, PKCS#1 v1.5 */
+    const void                 *ec;         /* EC_KEY *, ECDSA */
 } ngx_http_ciba_verifier_t;
 
 
@@ -490,6 +492,12 @@ ngx_int_t ngx_http_ciba_approval(ngx_http_request_t *r,
     ngx_str_t *handle);
 char *ngx_http_ciba_check_flow(ngx_conf_t *cf,
     ngx_http_ciba_loc_conf_t *cicf);
+
+/* ngx_http_ciba_hash.c */
+const EVP_MD *ngx_http_ciba_sha256(void);
+EVP_MD_CTX *ngx_http_ciba_hash_start(const EVP_MD *md);
+ngx_int_t ngx_http_ciba_sha256_buf(u_char *data, size_t len, u_char *out);
+void ngx_http_ciba_hash_cleanup(void);
 
 /* ngx_http_ciba_zone.c */
 char *ngx_http_ciba_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);

@@ -31,6 +31,15 @@
 #define NGX_HTTP_CIBA_DIGEST_MAGIC  "ngx-ciba-digest/2"
 
 
+/* the digest's input, built in the request's pool */
+typedef struct {
+    u_char                     *start;
+    u_char                     *pos;
+    u_char                     *end;
+    ngx_pool_t                 *pool;
+} ngx_http_ciba_ns_buf_t;
+
+
 static ngx_int_t ngx_http_ciba_path_check(ngx_http_request_t *r,
     ngx_str_t *path);
 static ngx_int_t ngx_http_ciba_args_parse(ngx_http_request_t *r,
@@ -40,15 +49,17 @@ static int ngx_libc_cdecl ngx_http_ciba_cmp_args(const void *one,
     const void *two);
 static ngx_int_t ngx_http_ciba_headers_check(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx);
-static ngx_int_t ngx_http_ciba_ns(EVP_MD_CTX *md, u_char *data, size_t len);
-static ngx_int_t ngx_http_ciba_ns_count(EVP_MD_CTX *md, ngx_uint_t n);
+static ngx_int_t ngx_http_ciba_ns(ngx_http_ciba_ns_buf_t *nb, u_char *data,
+    size_t len);
+static ngx_int_t ngx_http_ciba_ns_count(ngx_http_ciba_ns_buf_t *nb,
+    ngx_uint_t n);
 static ngx_int_t ngx_http_ciba_digest_headers(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *cicf, EVP_MD_CTX *md);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ns_buf_t *md);
 static ngx_int_t ngx_http_ciba_body_hash(ngx_http_request_t *r,
     size_t limit, u_char *hex, off_t *body_len);
 static ngx_int_t ngx_http_ciba_digest_run(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
-    EVP_MD_CTX *md);
+    ngx_http_ciba_ns_buf_t *md);
 
 
 static ngx_str_t  ngx_http_ciba_cover_names[] = {
@@ -546,14 +557,12 @@ ngx_int_t
 ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
     ngx_http_ciba_ctx_t *ctx, off_t *body_len)
 {
-    u_char         md_value[EVP_MAX_MD_SIZE];
-    ngx_int_t      rc;
-    ngx_str_t      src;
-    EVP_MD_CTX    *md;
-    unsigned int   md_len;
+    u_char                   md_value[NGX_HTTP_CIBA_HASH_LEN];
+    ngx_int_t                rc;
+    ngx_str_t                src;
+    ngx_http_ciba_ns_buf_t   nb;
 
     *body_len = 0;
-    md_len = 0;
 
     if ((cicf->covers & NGX_HTTP_CIBA_COVER_BODY) && !ctx->body_hashed) {
         rc = ngx_http_ciba_body_hash(r, cicf->body_limit, ctx->body_sha256,
@@ -565,20 +574,25 @@ ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
         ctx->body_hashed = 1;
     }
 
-    md = EVP_MD_CTX_new();
-    if (md == NULL) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
-                      "ciba: EVP_MD_CTX_new() failed");
+    /*
+     * the specification's byte string is built, then hashed at once: the
+     * extras are variables, evaluated meanwhile, and may hash themselves
+     */
+
+    nb.start = ngx_pnalloc(r->pool, 1024);
+    if (nb.start == NULL) {
         return NGX_ERROR;
     }
 
-    rc = ngx_http_ciba_digest_run(r, cicf, ctx, md);
+    nb.pos = nb.start;
+    nb.end = nb.start + 1024;
+    nb.pool = r->pool;
 
-    if (rc == NGX_OK && EVP_DigestFinal_ex(md, md_value, &md_len) != 1) {
-        rc = NGX_ERROR;
+    rc = ngx_http_ciba_digest_run(r, cicf, ctx, &nb);
+
+    if (rc == NGX_OK) {
+        rc = ngx_http_ciba_sha256_buf(nb.start, nb.pos - nb.start, md_value);
     }
-
-    EVP_MD_CTX_free(md);
 
     if (rc != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
@@ -587,13 +601,13 @@ ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
     }
 
     ctx->digest.data = ngx_pnalloc(r->pool,
-                                   ngx_base64_encoded_length(md_len));
+                           ngx_base64_encoded_length(NGX_HTTP_CIBA_HASH_LEN));
     if (ctx->digest.data == NULL) {
         return NGX_ERROR;
     }
 
     src.data = md_value;
-    src.len = md_len;
+    src.len = NGX_HTTP_CIBA_HASH_LEN;
 
     ngx_encode_base64url(&ctx->digest, &src);
 
@@ -603,7 +617,8 @@ ngx_http_ciba_digest(ngx_http_request_t *r, ngx_http_ciba_loc_conf_t *cicf,
 
 static ngx_int_t
 ngx_http_ciba_digest_run(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, EVP_MD_CTX *md)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_ns_buf_t *md)
 {
     u_char                     *p;
     u_char                      covers[sizeof("method,path,args,body")];
@@ -611,10 +626,6 @@ ngx_http_ciba_digest_run(ngx_http_request_t *r,
     ngx_uint_t                  i;
     ngx_http_ciba_arg_t        *arg;
     ngx_http_complex_value_t   *cv;
-
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        return NGX_ERROR;
-    }
 
     p = covers;
 
@@ -709,7 +720,7 @@ ngx_http_ciba_digest_run(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_ciba_digest_headers(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *cicf, EVP_MD_CTX *md)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ns_buf_t *md)
 {
     ngx_uint_t                    j, n;
     ngx_table_elt_t              *h;
@@ -756,32 +767,57 @@ ngx_http_ciba_digest_headers(ngx_http_request_t *r,
 }
 
 
+/* appends NS(data) = decimal length ":" data "," to the digest's input */
+
 static ngx_int_t
-ngx_http_ciba_ns(EVP_MD_CTX *md, u_char *data, size_t len)
+ngx_http_ciba_ns(ngx_http_ciba_ns_buf_t *nb, u_char *data, size_t len)
 {
-    u_char  *p, head[NGX_SIZE_T_LEN + 1];
+    u_char  *p, *start, digits[NGX_SIZE_T_LEN];
+    size_t   n, size;
 
-    p = ngx_sprintf(head, "%uz:", len);
+    if ((size_t) (nb->end - nb->pos) < len + NGX_SIZE_T_LEN + 2) {
+        size = 2 * (nb->end - nb->start) + len + NGX_SIZE_T_LEN + 2;
 
-    if (EVP_DigestUpdate(md, head, p - head) != 1
-        || (len && EVP_DigestUpdate(md, data, len) != 1)
-        || EVP_DigestUpdate(md, ",", 1) != 1)
-    {
-        return NGX_ERROR;
+        start = ngx_pnalloc(nb->pool, size);
+        if (start == NULL) {
+            return NGX_ERROR;
+        }
+
+        nb->pos = ngx_cpymem(start, nb->start, nb->pos - nb->start);
+        nb->start = start;
+        nb->end = start + size;
     }
+
+    p = digits + NGX_SIZE_T_LEN;
+    n = len;
+
+    do {
+        *--p = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    nb->pos = ngx_cpymem(nb->pos, p, digits + NGX_SIZE_T_LEN - p);
+    *nb->pos++ = ':';
+    nb->pos = ngx_cpymem(nb->pos, data, len);
+    *nb->pos++ = ',';
 
     return NGX_OK;
 }
 
 
 static ngx_int_t
-ngx_http_ciba_ns_count(EVP_MD_CTX *md, ngx_uint_t n)
+ngx_http_ciba_ns_count(ngx_http_ciba_ns_buf_t *nb, ngx_uint_t n)
 {
     u_char  *p, count[NGX_INT_T_LEN];
 
-    p = ngx_sprintf(count, "%ui", n);
+    p = count + NGX_INT_T_LEN;
 
-    return ngx_http_ciba_ns(md, count, p - count);
+    do {
+        *--p = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_http_ciba_ns(nb, p, count + NGX_INT_T_LEN - p);
 }
 
 
@@ -799,16 +835,12 @@ ngx_http_ciba_body_hash(ngx_http_request_t *r, size_t limit, u_char *hex,
     ngx_chain_t  *cl;
     unsigned int  md_len;
 
-    md = EVP_MD_CTX_new();
+    md = ngx_http_ciba_hash_start(ngx_http_ciba_sha256());
     if (md == NULL) {
         return NGX_ERROR;
     }
 
     rc = NGX_ERROR;
-
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        goto done;
-    }
 
     cl = (r->request_body) ? r->request_body->bufs : NULL;
 
@@ -868,8 +900,6 @@ ngx_http_ciba_body_hash(ngx_http_request_t *r, size_t limit, u_char *hex,
     rc = NGX_OK;
 
 done:
-
-    EVP_MD_CTX_free(md);
 
     return rc;
 }

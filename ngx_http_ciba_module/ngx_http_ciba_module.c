@@ -62,6 +62,7 @@ static char *ngx_http_ciba_leeway_post(ngx_conf_t *cf, void *post,
     void *data);
 static ngx_int_t ngx_http_ciba_preconfiguration(ngx_conf_t *cf);
 static ngx_int_t ngx_http_ciba_postconfiguration(ngx_conf_t *cf);
+static void ngx_http_ciba_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_ciba_exit_master(ngx_cycle_t *cycle);
 
 
@@ -411,7 +412,7 @@ ngx_module_t  ngx_http_ciba_module = {
     NULL,                                  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_ciba_exit_process,            /* exit process */
     ngx_http_ciba_exit_master,             /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -1308,7 +1309,15 @@ ngx_http_ciba_postconfiguration(ngx_conf_t *cf)
 
 
 static void
+ngx_http_ciba_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_ciba_hash_cleanup();
+}
+
+
+static void
 ngx_http_ciba_exit_master(ngx_cycle_t *cycle)
 {
     ngx_http_ciba_store_save(cycle);
+    ngx_http_ciba_hash_cleanup();
 }

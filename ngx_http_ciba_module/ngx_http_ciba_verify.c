@@ -5,16 +5,17 @@
  * The token was parsed once, strictly, by the module; its signature is
  * verified here with OpenSSL directly, on the signing input the parser
  * already delimited.  Everything that can be prepared is prepared at
- * configuration time, once per key: the EVP_PKEY, the message digests
- * and, for RSA and ECDSA, a verification context with the padding and the
- * digest set.  A request duplicates that context (configuration is never
- * written to), hashes the signing input and verifies:
+ * configuration time, once per key: the EVP_PKEY, the message digests,
+ * the RSA or EC key inside it, and for RSA-PSS a verification context
+ * with the padding and the digest set.  A request hashes the signing
+ * input and verifies (configuration is never written to):
  *
- *   ES256/384/512  the JOSE signature is r || s (RFC 7518 3.4), turned
- *                  into the DER form OpenSSL verifies;
- *   RS256/384/512  RSASSA-PKCS1-v1_5;
+ *   ES256/384/512  the JOSE signature is r || s (RFC 7518 3.4), each of
+ *                  the curve's size, verified by ECDSA_do_verify();
+ *   RS256/384/512  RSASSA-PKCS1-v1_5, by RSA_verify();
  *   PS256/384/512  RSASSA-PSS with MGF1 of the same hash and a salt as
- *                  long as the hash (RFC 7518 3.5);
+ *                  long as the hash (RFC 7518 3.5), with a copy of the
+ *                  prepared context;
  *   EdDSA          Ed25519 over the signing input itself;
  *   HS256/384/512  HMAC, compared in constant time.
  */
@@ -24,6 +25,8 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -49,24 +52,37 @@ typedef struct {
     ngx_uint_t                  bit;
     ngx_http_ciba_sig_e         sig;
     const char                 *md;         /* NULL for EdDSA */
+    int                         nid;        /* of the digest, for RSA */
     size_t                      size;       /* ECDSA: bytes of r and s */
 } ngx_http_ciba_sig_alg_t;
 
 
 static ngx_http_ciba_sig_alg_t  ngx_http_ciba_sig_algs[] = {
-    { NGX_HTTP_CIBA_ALG_ES256, NGX_HTTP_CIBA_SIG_ECDSA, "SHA256", 32 },
-    { NGX_HTTP_CIBA_ALG_ES384, NGX_HTTP_CIBA_SIG_ECDSA, "SHA384", 48 },
-    { NGX_HTTP_CIBA_ALG_ES512, NGX_HTTP_CIBA_SIG_ECDSA, "SHA512", 66 },
-    { NGX_HTTP_CIBA_ALG_RS256, NGX_HTTP_CIBA_SIG_RSA, "SHA256", 0 },
-    { NGX_HTTP_CIBA_ALG_RS384, NGX_HTTP_CIBA_SIG_RSA, "SHA384", 0 },
-    { NGX_HTTP_CIBA_ALG_RS512, NGX_HTTP_CIBA_SIG_RSA, "SHA512", 0 },
-    { NGX_HTTP_CIBA_ALG_PS256, NGX_HTTP_CIBA_SIG_PSS, "SHA256", 0 },
-    { NGX_HTTP_CIBA_ALG_PS384, NGX_HTTP_CIBA_SIG_PSS, "SHA384", 0 },
-    { NGX_HTTP_CIBA_ALG_PS512, NGX_HTTP_CIBA_SIG_PSS, "SHA512", 0 },
-    { NGX_HTTP_CIBA_ALG_EDDSA, NGX_HTTP_CIBA_SIG_EDDSA, NULL, 0 },
-    { NGX_HTTP_CIBA_ALG_HS256, NGX_HTTP_CIBA_SIG_HMAC, "SHA256", 0 },
-    { NGX_HTTP_CIBA_ALG_HS384, NGX_HTTP_CIBA_SIG_HMAC, "SHA384", 0 },
-    { NGX_HTTP_CIBA_ALG_HS512, NGX_HTTP_CIBA_SIG_HMAC, "SHA512", 0 }
+    { NGX_HTTP_CIBA_ALG_ES256, NGX_HTTP_CIBA_SIG_ECDSA, "SHA256",
+      NID_sha256, 32 },
+    { NGX_HTTP_CIBA_ALG_ES384, NGX_HTTP_CIBA_SIG_ECDSA, "SHA384",
+      NID_sha384, 48 },
+    { NGX_HTTP_CIBA_ALG_ES512, NGX_HTTP_CIBA_SIG_ECDSA, "SHA512",
+      NID_sha512, 66 },
+    { NGX_HTTP_CIBA_ALG_RS256, NGX_HTTP_CIBA_SIG_RSA, "SHA256",
+      NID_sha256, 0 },
+    { NGX_HTTP_CIBA_ALG_RS384, NGX_HTTP_CIBA_SIG_RSA, "SHA384",
+      NID_sha384, 0 },
+    { NGX_HTTP_CIBA_ALG_RS512, NGX_HTTP_CIBA_SIG_RSA, "SHA512",
+      NID_sha512, 0 },
+    { NGX_HTTP_CIBA_ALG_PS256, NGX_HTTP_CIBA_SIG_PSS, "SHA256",
+      NID_sha256, 0 },
+    { NGX_HTTP_CIBA_ALG_PS384, NGX_HTTP_CIBA_SIG_PSS, "SHA384",
+      NID_sha384, 0 },
+    { NGX_HTTP_CIBA_ALG_PS512, NGX_HTTP_CIBA_SIG_PSS, "SHA512",
+      NID_sha512, 0 },
+    { NGX_HTTP_CIBA_ALG_EDDSA, NGX_HTTP_CIBA_SIG_EDDSA, NULL, NID_undef, 0 },
+    { NGX_HTTP_CIBA_ALG_HS256, NGX_HTTP_CIBA_SIG_HMAC, "SHA256",
+      NID_sha256, 0 },
+    { NGX_HTTP_CIBA_ALG_HS384, NGX_HTTP_CIBA_SIG_HMAC, "SHA384",
+      NID_sha384, 0 },
+    { NGX_HTTP_CIBA_ALG_HS512, NGX_HTTP_CIBA_SIG_HMAC, "SHA512",
+      NID_sha512, 0 }
 };
 
 
@@ -76,9 +92,8 @@ static void ngx_http_ciba_verifier_cleanup(void *data);
 static ngx_uint_t ngx_http_ciba_sig_index(ngx_uint_t bit);
 static ngx_int_t ngx_http_ciba_verify_pkey(ngx_http_ciba_verifier_t *v,
     ngx_uint_t i, ngx_str_t *input, u_char *sig, size_t siglen);
-static u_char *ngx_http_ciba_ecdsa_der(u_char *der, u_char *raw, size_t n,
-    size_t *len);
-static u_char *ngx_http_ciba_der_int(u_char *p, u_char *raw, size_t n);
+static ngx_int_t ngx_http_ciba_verify_ecdsa(ngx_http_ciba_verifier_t *v,
+    u_char *hash, unsigned int hash_len, u_char *sig, size_t n);
 
 
 /*
@@ -193,6 +208,22 @@ ngx_http_ciba_verifier_prepare(ngx_conf_t *cf, ngx_http_ciba_verifier_t *v,
         return NGX_OK;
     }
 
+    /*
+     * RSASSA-PKCS1-v1_5 and ECDSA with the key itself: without the
+     * provider's per-call setup, a verify costs RSA_verify() or
+     * ECDSA_do_verify() and nothing more
+     */
+
+    if (a->sig == NGX_HTTP_CIBA_SIG_RSA) {
+        v->rsa = EVP_PKEY_get0_RSA(v->pkey);
+        return (v->rsa != NULL) ? NGX_OK : NGX_ERROR;
+    }
+
+    if (a->sig == NGX_HTTP_CIBA_SIG_ECDSA) {
+        v->ec = EVP_PKEY_get0_EC_KEY(v->pkey);
+        return (v->ec != NULL) ? NGX_OK : NGX_ERROR;
+    }
+
     pctx = EVP_PKEY_CTX_new_from_pkey(NULL, v->pkey, NULL);
     if (pctx == NULL) {
         return NGX_ERROR;
@@ -206,19 +237,14 @@ ngx_http_ciba_verifier_prepare(ngx_conf_t *cf, ngx_http_ciba_verifier_t *v,
         return NGX_ERROR;
     }
 
-    if (a->sig == NGX_HTTP_CIBA_SIG_RSA) {
-        if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) != 1) {
-            return NGX_ERROR;
-        }
+    /* RSASSA-PSS */
 
-    } else if (a->sig == NGX_HTTP_CIBA_SIG_PSS) {
-        if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1
-            || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, v->md[i]) != 1
-            || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST)
-               != 1)
-        {
-            return NGX_ERROR;
-        }
+    if (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1
+        || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, v->md[i]) != 1
+        || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST)
+           != 1)
+    {
+        return NGX_ERROR;
     }
 
     return NGX_OK;
@@ -332,9 +358,8 @@ ngx_http_ciba_verify_pkey(ngx_http_ciba_verifier_t *v, ngx_uint_t i,
 {
     int                       ok;
     u_char                    hash[EVP_MAX_MD_SIZE];
-    u_char                    der[3 + 2 * (66 + 3)];
     unsigned int              hash_len;
-    EVP_MD_CTX               *mdctx;
+    EVP_MD_CTX               *md, *mdctx;
     EVP_PKEY_CTX             *pctx;
     ngx_http_ciba_sig_alg_t  *a;
 
@@ -371,21 +396,38 @@ ngx_http_ciba_verify_pkey(ngx_http_ciba_verifier_t *v, ngx_uint_t i,
         return (ok == 1) ? NGX_OK : (ok == 0) ? NGX_DECLINED : NGX_ERROR;
     }
 
+    md = ngx_http_ciba_hash_start(v->md[i]);
+
+    if (md == NULL
+        || EVP_DigestUpdate(md, input->data, input->len) != 1
+        || EVP_DigestFinal_ex(md, hash, &hash_len) != 1)
+    {
+        return NGX_ERROR;
+    }
+
     if (a->sig == NGX_HTTP_CIBA_SIG_ECDSA) {
 
         /* r || s of exactly the curve's size, nothing else */
 
-        if (siglen != 2 * a->size) {
+        if (siglen != 2 * a->size || v->ec == NULL) {
             return NGX_DECLINED;
         }
 
-        sig = ngx_http_ciba_ecdsa_der(der, sig, a->size, &siglen);
+        return ngx_http_ciba_verify_ecdsa(v, hash, hash_len, sig, a->size);
     }
 
-    if (EVP_Digest(input->data, input->len, hash, &hash_len, v->md[i], NULL)
-        != 1)
-    {
-        return NGX_ERROR;
+    if (a->sig == NGX_HTTP_CIBA_SIG_RSA) {
+
+        /* RSA_verify() wants the modulus' size and the exact DigestInfo */
+
+        if (v->rsa == NULL) {
+            return NGX_DECLINED;
+        }
+
+        ok = RSA_verify(a->nid, hash, hash_len, sig, (unsigned int) siglen,
+                        (RSA *) v->rsa);
+
+        return (ok == 1) ? NGX_OK : NGX_DECLINED;
     }
 
     /* the prepared context is shared: each request verifies with a copy */
@@ -404,61 +446,34 @@ ngx_http_ciba_verify_pkey(ngx_http_ciba_verifier_t *v, ngx_uint_t i,
 }
 
 
-/*
- * ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } in DER from the
- * JOSE form r || s, each n bytes (n <= 66: the content is at most 138
- * bytes, its length one byte, after 0x81 in the long form); returns where
- * the DER starts in "der" (which has room for 3 + 2 * (n + 3) bytes).
- */
+/* r || s, each n bytes, as an ECDSA_SIG */
 
-static u_char *
-ngx_http_ciba_ecdsa_der(u_char *der, u_char *raw, size_t n, size_t *len)
+static ngx_int_t
+ngx_http_ciba_verify_ecdsa(ngx_http_ciba_verifier_t *v, u_char *hash,
+    unsigned int hash_len, u_char *sig, size_t n)
 {
-    u_char  *p, *start;
-    size_t   content;
+    int         ok;
+    BIGNUM     *br, *bs;
+    ECDSA_SIG  *es;
 
-    p = ngx_http_ciba_der_int(der + 3, raw, n);
-    p = ngx_http_ciba_der_int(p, raw + n, n);
+    es = ECDSA_SIG_new();
+    br = BN_bin2bn(sig, (int) n, NULL);
+    bs = BN_bin2bn(sig + n, (int) n, NULL);
 
-    content = p - (der + 3);
-
-    if (content < 128) {
-        start = der + 1;
-        start[1] = (u_char) content;
-
-    } else {
-        start = der;
-        start[1] = 0x81;
-        start[2] = (u_char) content;
+    if (es == NULL || br == NULL || bs == NULL
+        || ECDSA_SIG_set0(es, br, bs) != 1)
+    {
+        BN_free(br);
+        BN_free(bs);
+        ECDSA_SIG_free(es);
+        return NGX_ERROR;
     }
 
-    start[0] = 0x30;
-    *len = p - start;
+    /* r and s belong to es now; out of [1, n - 1], it does not verify */
 
-    return start;
-}
+    ok = ECDSA_do_verify(hash, (int) hash_len, es, (EC_KEY *) v->ec);
 
+    ECDSA_SIG_free(es);
 
-static u_char *
-ngx_http_ciba_der_int(u_char *p, u_char *raw, size_t n)
-{
-    size_t  len;
-
-    /* minimal: no leading zero bytes, one 0x00 when the high bit is set */
-
-    while (n > 1 && *raw == 0) {
-        raw++;
-        n--;
-    }
-
-    len = n + ((*raw & 0x80) ? 1 : 0);
-
-    *p++ = 0x02;
-    *p++ = (u_char) len;
-
-    if (*raw & 0x80) {
-        *p++ = 0x00;
-    }
-
-    return ngx_cpymem(p, raw, n);
+    return (ok == 1) ? NGX_OK : NGX_DECLINED;
 }

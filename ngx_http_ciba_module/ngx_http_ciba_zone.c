@@ -471,18 +471,12 @@ ngx_int_t
 ngx_http_ciba_store_key2(ngx_str_t *a, ngx_str_t *b, ngx_str_t *c,
     u_char *hash)
 {
-    ngx_int_t      rc;
-    EVP_MD_CTX    *md;
     unsigned int   len;
+    EVP_MD_CTX    *md;
 
-    md = EVP_MD_CTX_new();
-    if (md == NULL) {
-        return NGX_ERROR;
-    }
+    md = ngx_http_ciba_hash_start(ngx_http_ciba_sha256());
 
-    rc = NGX_ERROR;
-
-    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1
+    if (md != NULL
         && EVP_DigestUpdate(md, a->data, a->len) == 1
         && EVP_DigestUpdate(md, "", 1) == 1
         && EVP_DigestUpdate(md, b->data, b->len) == 1
@@ -490,12 +484,10 @@ ngx_http_ciba_store_key2(ngx_str_t *a, ngx_str_t *b, ngx_str_t *c,
             || (EVP_DigestUpdate(md, "", 1) == 1
                 && EVP_DigestUpdate(md, c->data, c->len) == 1))
         && EVP_DigestFinal_ex(md, hash, &len) == 1
-        && len == 32)
+        && len == NGX_HTTP_CIBA_HASH_LEN)
     {
-        rc = NGX_OK;
+        return NGX_OK;
     }
 
-    EVP_MD_CTX_free(md);
-
-    return rc;
+    return NGX_ERROR;
 }

@@ -223,6 +223,33 @@ typedef struct {
 } ngx_http_ciba_loc_conf_t;
 
 
+/* a token's JSON (ngx_http_ciba_json.c) */
+#define NGX_HTTP_CIBA_JSON_OBJECT         1
+#define NGX_HTTP_CIBA_JSON_ARRAY          2
+#define NGX_HTTP_CIBA_JSON_STRING         3
+#define NGX_HTTP_CIBA_JSON_INTEGER        4
+#define NGX_HTTP_CIBA_JSON_REAL           5
+#define NGX_HTTP_CIBA_JSON_TRUE           6
+#define NGX_HTTP_CIBA_JSON_FALSE          7
+#define NGX_HTTP_CIBA_JSON_NULL           8
+
+#define NGX_HTTP_CIBA_JSON_NONE           (-1)
+
+typedef struct {
+    ngx_str_t                   value;      /* a string unescaped, a number */
+    int64_t                     integer;
+    double                      real;
+    uint32_t                    next;       /* the node after the subtree */
+    uint32_t                    count;      /* members or elements */
+    u_char                      type;
+} ngx_http_ciba_jnode_t;
+
+typedef struct {
+    ngx_http_ciba_jnode_t      *nodes;
+    ngx_uint_t                  n;
+} ngx_http_ciba_json_t;
+
+
 /*
  * Why a token is refused (ngx_http_ciba_token.c names each reason and its
  * outcome, in this order)
@@ -492,6 +519,12 @@ ngx_int_t ngx_http_ciba_approval(ngx_http_request_t *r,
     ngx_str_t *handle);
 char *ngx_http_ciba_check_flow(ngx_conf_t *cf,
     ngx_http_ciba_loc_conf_t *cicf);
+
+/* ngx_http_ciba_json.c */
+ngx_int_t ngx_http_ciba_json_parse(ngx_pool_t *pool, u_char *text,
+    size_t len, ngx_http_ciba_json_t *doc);
+ngx_int_t ngx_http_ciba_json_get(ngx_http_ciba_json_t *doc, ngx_int_t obj,
+    const char *name);
 
 /* ngx_http_ciba_hash.c */
 const EVP_MD *ngx_http_ciba_sha256(void);

@@ -16,7 +16,6 @@
 
 #include "ngx_http_ciba.h"
 
-#include <jansson.h>
 #include <openssl/evp.h>
 
 
@@ -25,28 +24,28 @@
 
 static ngx_int_t ngx_http_ciba_token_parse(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *cicf, ngx_str_t *raw,
-    ngx_http_ciba_token_t *tok, json_t **payload);
+    ngx_http_ciba_token_t *tok, ngx_http_ciba_json_t **payload);
 static ngx_int_t ngx_http_ciba_token_checks(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags);
 static ngx_int_t ngx_http_ciba_decode_part(ngx_http_request_t *r,
-    u_char *data, size_t len, json_t **json);
-static void ngx_http_ciba_json_cleanup(void *data);
-static ngx_int_t ngx_http_ciba_get_str(json_t *obj, const char *name,
-    ngx_str_t *value);
-static ngx_int_t ngx_http_ciba_get_time(json_t *obj, const char *name,
-    time_t *value);
+    u_char *data, size_t len, ngx_http_ciba_json_t **json);
+static ngx_int_t ngx_http_ciba_get_str(ngx_http_ciba_json_t *doc,
+    ngx_int_t obj, const char *name, ngx_str_t *value);
+static ngx_int_t ngx_http_ciba_get_time(ngx_http_ciba_json_t *doc,
+    const char *name, time_t *value);
 static ngx_int_t ngx_http_ciba_str_eq(ngx_str_t *a, const char *b,
     size_t len);
 static ngx_int_t ngx_http_ciba_check_header(ngx_http_ciba_loc_conf_t *cicf,
-    json_t *hdr, ngx_http_ciba_token_t *tok);
+    ngx_http_ciba_json_t *hdr, ngx_http_ciba_token_t *tok);
 static ngx_int_t ngx_http_ciba_check_claims(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, json_t *pl,
-    ngx_http_ciba_token_t *tok, ngx_uint_t flags);
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_json_t *pl, ngx_http_ciba_token_t *tok, ngx_uint_t flags);
 static ngx_int_t ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
-    ngx_http_ciba_ctx_t *ctx, json_t *pl, ngx_http_ciba_token_t *tok);
-static ngx_int_t ngx_http_ciba_aud_match(json_t *aud, ngx_str_t *wanted,
-    ngx_uint_t n);
+    ngx_http_ciba_ctx_t *ctx, ngx_http_ciba_json_t *pl,
+    ngx_http_ciba_token_t *tok);
+static ngx_int_t ngx_http_ciba_aud_match(ngx_http_ciba_json_t *doc,
+    ngx_int_t aud, ngx_str_t *wanted, ngx_uint_t n);
 static ngx_int_t ngx_http_ciba_typ_eq(ngx_str_t *want, ngx_str_t *got);
 
 
@@ -117,12 +116,12 @@ static ngx_http_ciba_refusal_t  ngx_http_ciba_refusals[] = {
 static ngx_int_t
 ngx_http_ciba_token_parse(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *cicf, ngx_str_t *raw,
-    ngx_http_ciba_token_t *tok, json_t **payload)
+    ngx_http_ciba_token_t *tok, ngx_http_ciba_json_t **payload)
 {
-    u_char      *p, *last, *dot[2];
-    json_t      *hdr, *pl;
-    ngx_int_t    rc;
-    ngx_uint_t   ndots;
+    u_char                *p, *last, *dot[2];
+    ngx_int_t              rc;
+    ngx_uint_t             ndots;
+    ngx_http_ciba_json_t  *hdr, *pl;
 
     if (raw->len == 0) {
         tok->refusal = NGX_HTTP_CIBA_REFUSED_EMPTY_TOKEN;
@@ -252,8 +251,8 @@ ngx_http_ciba_token_checks(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags)
 {
-    json_t                     *pl;
     ngx_int_t                   rc;
+    ngx_http_ciba_json_t       *pl;
     ngx_http_ciba_main_conf_t  *cimcf;
 
     rc = ngx_http_ciba_token_parse(r, cicf, raw, tok, &pl);
@@ -274,7 +273,8 @@ ngx_http_ciba_token_checks(ngx_http_request_t *r,
          * AS put one in, must agree
          */
 
-        if (json_object_get(pl, "authorization_details") != NULL
+        if (ngx_http_ciba_json_get(pl, 0, "authorization_details")
+            != NGX_HTTP_CIBA_JSON_NONE
             || cicf->binding_claim.len)
         {
             rc = ngx_http_ciba_check_binding(cicf, ctx, pl, tok);
@@ -328,11 +328,9 @@ verify:
 
 static ngx_int_t
 ngx_http_ciba_decode_part(ngx_http_request_t *r, u_char *data, size_t len,
-    json_t **json)
+    ngx_http_ciba_json_t **json)
 {
-    ngx_str_t            src, dst;
-    json_error_t         err;
-    ngx_pool_cleanup_t  *cln;
+    ngx_str_t  src, dst;
 
     src.data = data;
     src.len = len;
@@ -346,47 +344,25 @@ ngx_http_ciba_decode_part(ngx_http_request_t *r, u_char *data, size_t len,
         return NGX_DECLINED;
     }
 
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
+    *json = ngx_palloc(r->pool, sizeof(ngx_http_ciba_json_t));
+    if (*json == NULL) {
         return NGX_ERROR;
     }
 
-    *json = json_loadb((char *) dst.data, dst.len, JSON_REJECT_DUPLICATES,
-                       &err);
-
-    if (*json == NULL) {
-        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "ciba: token part is not JSON: %s at %d",
-                       err.text, err.position);
-        return NGX_DECLINED;
-    }
-
-    cln->handler = ngx_http_ciba_json_cleanup;
-    cln->data = *json;
-
-    return json_is_object(*json) ? NGX_OK : NGX_DECLINED;
-}
-
-
-static void
-ngx_http_ciba_json_cleanup(void *data)
-{
-    json_t  *json = data;
-
-    json_decref(json);
+    return ngx_http_ciba_json_parse(r->pool, dst.data, dst.len, *json);
 }
 
 
 static ngx_int_t
-ngx_http_ciba_check_header(ngx_http_ciba_loc_conf_t *cicf, json_t *hdr,
-    ngx_http_ciba_token_t *tok)
+ngx_http_ciba_check_header(ngx_http_ciba_loc_conf_t *cicf,
+    ngx_http_ciba_json_t *hdr, ngx_http_ciba_token_t *tok)
 {
     ngx_str_t             typ;
     ngx_uint_t            i, n;
     ngx_http_ciba_key_t  *keys, *key;
     ngx_http_ciba_alg_t  *alg;
 
-    if (ngx_http_ciba_get_str(hdr, "alg", &tok->alg) != NGX_OK) {
+    if (ngx_http_ciba_get_str(hdr, 0, "alg", &tok->alg) != NGX_OK) {
         tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_HEADER;
         return NGX_DECLINED;
     }
@@ -402,13 +378,13 @@ ngx_http_ciba_check_header(ngx_http_ciba_loc_conf_t *cicf, json_t *hdr,
 
     /* no extension is understood, so none may be critical (RFC 7515) */
 
-    if (json_object_get(hdr, "crit") != NULL) {
+    if (ngx_http_ciba_json_get(hdr, 0, "crit") != NGX_HTTP_CIBA_JSON_NONE) {
         tok->refusal = NGX_HTTP_CIBA_REFUSED_CRIT_UNSUPPORTED;
         return NGX_DECLINED;
     }
 
     if (cicf->typ.len) {
-        if (ngx_http_ciba_get_str(hdr, "typ", &typ) != NGX_OK
+        if (ngx_http_ciba_get_str(hdr, 0, "typ", &typ) != NGX_OK
             || ngx_http_ciba_typ_eq(&cicf->typ, &typ) != NGX_OK)
         {
             tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_TYP;
@@ -424,9 +400,9 @@ ngx_http_ciba_check_header(ngx_http_ciba_loc_conf_t *cicf, json_t *hdr,
     keys = cicf->keys->elts;
     key = NULL;
 
-    if (json_object_get(hdr, "kid") != NULL) {
+    if (ngx_http_ciba_json_get(hdr, 0, "kid") != NGX_HTTP_CIBA_JSON_NONE) {
 
-        if (ngx_http_ciba_get_str(hdr, "kid", &tok->kid) != NGX_OK
+        if (ngx_http_ciba_get_str(hdr, 0, "kid", &tok->kid) != NGX_OK
             || tok->kid.len > 256)
         {
             tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_HEADER;
@@ -495,19 +471,19 @@ ngx_http_ciba_check_header(ngx_http_ciba_loc_conf_t *cicf, json_t *hdr,
 
 static ngx_int_t
 ngx_http_ciba_check_claims(ngx_http_request_t *r,
-    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx, json_t *pl,
-    ngx_http_ciba_token_t *tok, ngx_uint_t flags)
+    ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
+    ngx_http_ciba_json_t *pl, ngx_http_ciba_token_t *tok, ngx_uint_t flags)
 {
     time_t                      now, nbf, epoch;
     ngx_http_ciba_main_conf_t  *cimcf;
 
     if ((flags & NGX_HTTP_CIBA_TOKEN_FROM_AS)
-        && json_object_get(pl, "jti") == NULL)
+        && ngx_http_ciba_json_get(pl, 0, "jti") == NGX_HTTP_CIBA_JSON_NONE)
     {
         /* not needed: the auth_req_id is what is consumed */
         ngx_str_null(&tok->jti);
 
-    } else if (ngx_http_ciba_get_str(pl, "jti", &tok->jti) != NGX_OK
+    } else if (ngx_http_ciba_get_str(pl, 0, "jti", &tok->jti) != NGX_OK
                || tok->jti.len == 0
                || tok->jti.len > NGX_HTTP_CIBA_JTI_MAX)
     {
@@ -517,7 +493,7 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_ciba_get_str(pl, "iss", &tok->iss) != NGX_OK
+    if (ngx_http_ciba_get_str(pl, 0, "iss", &tok->iss) != NGX_OK
         || tok->iss.len != cicf->issuer.len
         || ngx_strncmp(tok->iss.data, cicf->issuer.data, tok->iss.len) != 0)
     {
@@ -525,7 +501,7 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_ciba_aud_match(json_object_get(pl, "aud"),
+    if (ngx_http_ciba_aud_match(pl, ngx_http_ciba_json_get(pl, 0, "aud"),
                                 cicf->audiences->elts,
                                 cicf->audiences->nelts)
         != NGX_OK)
@@ -546,7 +522,7 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (json_object_get(pl, "nbf") != NULL) {
+    if (ngx_http_ciba_json_get(pl, 0, "nbf") != NGX_HTTP_CIBA_JSON_NONE) {
         if (ngx_http_ciba_get_time(pl, "nbf", &nbf) != NGX_OK) {
             tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_NBF;
             return NGX_DECLINED;
@@ -591,8 +567,8 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
     }
 
 
-    if (json_object_get(pl, "sub") != NULL) {
-        if (ngx_http_ciba_get_str(pl, "sub", &tok->sub) != NGX_OK) {
+    if (ngx_http_ciba_json_get(pl, 0, "sub") != NGX_HTTP_CIBA_JSON_NONE) {
+        if (ngx_http_ciba_get_str(pl, 0, "sub", &tok->sub) != NGX_OK) {
             tok->refusal = NGX_HTTP_CIBA_REFUSED_BAD_SUB;
             return NGX_DECLINED;
         }
@@ -622,21 +598,24 @@ ngx_http_ciba_check_claims(ngx_http_request_t *r,
 
 static ngx_int_t
 ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
-    ngx_http_ciba_ctx_t *ctx, json_t *pl, ngx_http_ciba_token_t *tok)
+    ngx_http_ciba_ctx_t *ctx, ngx_http_ciba_json_t *pl,
+    ngx_http_ciba_token_t *tok)
 {
-    size_t      i, j;
-    json_t     *ad, *entry, *actions, *a;
-    ngx_str_t   value;
-    ngx_uint_t  typed, identified, bound;
+    ngx_int_t               ad, entry, actions, a;
+    ngx_str_t               value;
+    ngx_uint_t              i, j, typed, identified, bound;
+    ngx_http_ciba_jnode_t  *nodes;
 
     if (cicf->binding_claim.len) {
 
-        if (json_object_get(pl, (char *) cicf->binding_claim.data) == NULL) {
+        if (ngx_http_ciba_json_get(pl, 0, (char *) cicf->binding_claim.data)
+            == NGX_HTTP_CIBA_JSON_NONE)
+        {
             tok->refusal = NGX_HTTP_CIBA_REFUSED_NO_BINDING;
             return NGX_DECLINED;
         }
 
-        if (ngx_http_ciba_get_str(pl, (char *) cicf->binding_claim.data,
+        if (ngx_http_ciba_get_str(pl, 0, (char *) cicf->binding_claim.data,
                                   &value)
             != NGX_OK
             || ngx_http_ciba_str_eq(&ctx->digest, (char *) value.data,
@@ -650,9 +629,13 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
         return NGX_OK;
     }
 
-    ad = json_object_get(pl, "authorization_details");
+    nodes = pl->nodes;
 
-    if (!json_is_array(ad)) {
+    ad = ngx_http_ciba_json_get(pl, 0, "authorization_details");
+
+    if (ad == NGX_HTTP_CIBA_JSON_NONE
+        || nodes[ad].type != NGX_HTTP_CIBA_JSON_ARRAY)
+    {
         tok->refusal = NGX_HTTP_CIBA_REFUSED_NO_BINDING;
         return NGX_DECLINED;
     }
@@ -661,9 +644,11 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
     identified = 0;
     bound = 0;
 
-    json_array_foreach(ad, i, entry) {
-
-        if (ngx_http_ciba_get_str(entry, "type", &value) != NGX_OK
+    for (i = 0, entry = ad + 1;
+         i < nodes[ad].count;
+         i++, entry = nodes[entry].next)
+    {
+        if (ngx_http_ciba_get_str(pl, entry, "type", &value) != NGX_OK
             || ngx_http_ciba_str_eq(&cicf->rar_type, (char *) value.data,
                                     value.len)
                != NGX_OK)
@@ -673,7 +658,7 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
 
         typed = 1;
 
-        if (ngx_http_ciba_get_str(entry, "identifier", &value) != NGX_OK
+        if (ngx_http_ciba_get_str(pl, entry, "identifier", &value) != NGX_OK
             || ngx_http_ciba_str_eq(&ctx->digest, (char *) value.data,
                                     value.len)
                != NGX_OK)
@@ -683,21 +668,25 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
 
         identified = 1;
 
-        actions = json_object_get(entry, "actions");
+        actions = ngx_http_ciba_json_get(pl, entry, "actions");
 
-        if (actions == NULL) {
+        if (actions == NGX_HTTP_CIBA_JSON_NONE) {
             bound = 1;
             break;
         }
 
-        if (!json_is_array(actions)) {
+        if (nodes[actions].type != NGX_HTTP_CIBA_JSON_ARRAY) {
             continue;
         }
 
-        json_array_foreach(actions, j, a) {
-            if (json_is_string(a)
-                && ngx_http_ciba_str_eq(&ctx->action, json_string_value(a),
-                                        json_string_length(a))
+        for (j = 0, a = actions + 1;
+             j < nodes[actions].count;
+             j++, a = nodes[a].next)
+        {
+            if (nodes[a].type == NGX_HTTP_CIBA_JSON_STRING
+                && ngx_http_ciba_str_eq(&ctx->action,
+                                        (char *) nodes[a].value.data,
+                                        nodes[a].value.len)
                    == NGX_OK)
             {
                 bound = 1;
@@ -732,16 +721,24 @@ ngx_http_ciba_check_binding(ngx_http_ciba_loc_conf_t *cicf,
  */
 
 static ngx_int_t
-ngx_http_ciba_aud_match(json_t *aud, ngx_str_t *wanted, ngx_uint_t n)
+ngx_http_ciba_aud_match(ngx_http_ciba_json_t *doc, ngx_int_t aud,
+    ngx_str_t *wanted, ngx_uint_t n)
 {
-    size_t       i;
-    json_t      *v;
-    ngx_uint_t   j, found;
+    ngx_int_t               v;
+    ngx_uint_t              i, j, found;
+    ngx_http_ciba_jnode_t  *nodes;
 
-    if (json_is_string(aud)) {
+    if (aud == NGX_HTTP_CIBA_JSON_NONE) {
+        return NGX_DECLINED;
+    }
+
+    nodes = doc->nodes;
+
+    if (nodes[aud].type == NGX_HTTP_CIBA_JSON_STRING) {
         for (j = 0; j < n; j++) {
-            if (ngx_http_ciba_str_eq(&wanted[j], json_string_value(aud),
-                                     json_string_length(aud))
+            if (ngx_http_ciba_str_eq(&wanted[j],
+                                     (char *) nodes[aud].value.data,
+                                     nodes[aud].value.len)
                 == NGX_OK)
             {
                 return NGX_OK;
@@ -751,20 +748,21 @@ ngx_http_ciba_aud_match(json_t *aud, ngx_str_t *wanted, ngx_uint_t n)
         return NGX_DECLINED;
     }
 
-    if (!json_is_array(aud)) {
+    if (nodes[aud].type != NGX_HTTP_CIBA_JSON_ARRAY) {
         return NGX_DECLINED;
     }
 
     found = 0;
 
-    json_array_foreach(aud, i, v) {
-        if (!json_is_string(v)) {
+    for (i = 0, v = aud + 1; i < nodes[aud].count; i++, v = nodes[v].next) {
+
+        if (nodes[v].type != NGX_HTTP_CIBA_JSON_STRING) {
             return NGX_DECLINED;
         }
 
         for (j = 0; j < n; j++) {
-            if (ngx_http_ciba_str_eq(&wanted[j], json_string_value(v),
-                                     json_string_length(v))
+            if (ngx_http_ciba_str_eq(&wanted[j], (char *) nodes[v].value.data,
+                                     nodes[v].value.len)
                 == NGX_OK)
             {
                 found = 1;
@@ -776,57 +774,61 @@ ngx_http_ciba_aud_match(json_t *aud, ngx_str_t *wanted, ngx_uint_t n)
 }
 
 
+/* the string member "name" of the object at "obj" */
+
 static ngx_int_t
-ngx_http_ciba_get_str(json_t *obj, const char *name, ngx_str_t *value)
+ngx_http_ciba_get_str(ngx_http_ciba_json_t *doc, ngx_int_t obj,
+    const char *name, ngx_str_t *value)
 {
-    json_t  *v;
+    ngx_int_t  v;
 
-    if (!json_is_object(obj)) {
+    v = ngx_http_ciba_json_get(doc, obj, name);
+
+    if (v == NGX_HTTP_CIBA_JSON_NONE
+        || doc->nodes[v].type != NGX_HTTP_CIBA_JSON_STRING)
+    {
         return NGX_ERROR;
     }
 
-    v = json_object_get(obj, name);
-
-    if (!json_is_string(v)) {
-        return NGX_ERROR;
-    }
-
-    value->data = (u_char *) json_string_value(v);
-    value->len = json_string_length(v);
+    *value = doc->nodes[v].value;
 
     return NGX_OK;
 }
 
 
-/* a NumericDate: an integer, or a finite real, in a sane range */
+/* a NumericDate member of the top object: an integer, or a finite real */
 
 static ngx_int_t
-ngx_http_ciba_get_time(json_t *obj, const char *name, time_t *value)
+ngx_http_ciba_get_time(ngx_http_ciba_json_t *doc, const char *name,
+    time_t *value)
 {
-    double    d;
-    json_t   *v;
+    ngx_int_t               v;
+    ngx_http_ciba_jnode_t  *node;
 
-    v = json_object_get(obj, name);
+    v = ngx_http_ciba_json_get(doc, 0, name);
 
-    if (json_is_integer(v)) {
-        if (json_integer_value(v) < 0
-            || json_integer_value(v) > NGX_HTTP_CIBA_TIME_MAX)
+    if (v == NGX_HTTP_CIBA_JSON_NONE) {
+        return NGX_ERROR;
+    }
+
+    node = &doc->nodes[v];
+
+    if (node->type == NGX_HTTP_CIBA_JSON_INTEGER) {
+        if (node->integer < 0 || node->integer > NGX_HTTP_CIBA_TIME_MAX) {
+            return NGX_ERROR;
+        }
+
+        *value = (time_t) node->integer;
+        return NGX_OK;
+    }
+
+    if (node->type == NGX_HTTP_CIBA_JSON_REAL) {
+        if (!(node->real >= 0 && node->real <= (double) NGX_HTTP_CIBA_TIME_MAX))
         {
             return NGX_ERROR;
         }
 
-        *value = (time_t) json_integer_value(v);
-        return NGX_OK;
-    }
-
-    if (json_is_real(v)) {
-        d = json_real_value(v);
-
-        if (!(d >= 0 && d <= (double) NGX_HTTP_CIBA_TIME_MAX)) {
-            return NGX_ERROR;
-        }
-
-        *value = (time_t) d;
+        *value = (time_t) node->real;
         return NGX_OK;
     }
 
@@ -892,11 +894,11 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
 {
     time_t                  now, exp, iat;
     u_char                  md_value[EVP_MAX_MD_SIZE];
-    json_t                 *pl;
     ngx_int_t               rc;
     ngx_str_t               value, src, at_hash;
     unsigned int            md_len;
     const EVP_MD           *md;
+    ngx_http_ciba_json_t   *pl;
     ngx_http_ciba_token_t   tok;
 
     ngx_memzero(&tok, sizeof(ngx_http_ciba_token_t));
@@ -912,7 +914,7 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
         return rc;
     }
 
-    if (ngx_http_ciba_get_str(pl, "iss", &value) != NGX_OK
+    if (ngx_http_ciba_get_str(pl, 0, "iss", &value) != NGX_OK
         || ngx_http_ciba_str_eq(&cicf->issuer, (char *) value.data,
                                 value.len)
            != NGX_OK)
@@ -921,7 +923,8 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_ciba_aud_match(json_object_get(pl, "aud"), client_id, 1)
+    if (ngx_http_ciba_aud_match(pl, ngx_http_ciba_json_get(pl, 0, "aud"),
+                                client_id, 1)
         != NGX_OK)
     {
         *reason = "id_token_bad_audience";
@@ -939,7 +942,7 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_ciba_get_str(pl, "urn:openid:params:jwt:claim:auth_req_id",
+    if (ngx_http_ciba_get_str(pl, 0, "urn:openid:params:jwt:claim:auth_req_id",
                               &value)
         != NGX_OK
         || ngx_http_ciba_str_eq(auth_req_id, (char *) value.data, value.len)
@@ -989,7 +992,7 @@ ngx_http_ciba_id_token_check(ngx_http_request_t *r,
 
     ngx_encode_base64url(&at_hash, &src);
 
-    if (ngx_http_ciba_get_str(pl, "at_hash", &value) != NGX_OK
+    if (ngx_http_ciba_get_str(pl, 0, "at_hash", &value) != NGX_OK
         || value.len != at_hash.len
         || ngx_memcmp(value.data, at_hash.data, at_hash.len) != 0)
     {

@@ -2449,3 +2449,341 @@ ciba: decision=invalid reason=key_alg_mismatch action="refund"
 [crit]
 [emerg]
 /backend
+
+
+
+=== TEST 93: a member name repeated through an escape ("j\u0074i" after "jti"), properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"j\\u0074i":"other"}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 94: a lone high surrogate escape in a string, properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"note":"\\ud800"}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 95: a lone low surrogate escape in a string, properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"note":"\\udc00x"}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 96: an escaped NUL (\u0000) in a string, properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"note":"a\\u0000b"}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 97: a raw control character (0x1f) in a string, properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"note":"a\x1fb"}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 98: an unknown escape (\x) in a string, properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"note":"a\\xb"}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 99: an integer over 63 bits in a claim the module does not read, properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"n":9223372036854775808}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 100: a number that is not finite (1e999), properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"n":1e999}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 101: a number with a leading zero, properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"n":0123}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 102: a number without digits after the point, properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"n":1.}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 103: an escaped surrogate encoded in UTF-8 bytes (ED A0 80), properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"note":"\xed\xa0\x80"}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 104: JSON nested 32 levels below the payload object, properly signed
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"deep":${\("[" x 32)}${\("]" x 32)}}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 105: JSON nested 31 levels below the payload object is taken
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"deep":${\("[" x 31)}${\("]" x 31)}}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 200
+--- response_body
+upstream ran POST
+--- error_log
+ciba: decision=approved reason=token_valid action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+
+
+=== TEST 106: 257 members in the payload object, properly signed
+--- forge
+do { my $c = claims(); $c->{"x$_"} = $_ for 1 .. 257 - keys %$c; signed('{"alg":"RS256","kid":"rsa1"}', json($c)) }
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+=== TEST 107: 256 members in the payload object are taken
+--- forge
+do { my $c = claims(); $c->{"x$_"} = $_ for 1 .. 256 - keys %$c; signed('{"alg":"RS256","kid":"rsa1"}', json($c)) }
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 200
+--- response_body
+upstream ran POST
+--- error_log
+ciba: decision=approved reason=token_valid action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+
+
+=== TEST 108: escapes, a surrogate pair, a real NumericDate and literals in the payload are taken
+--- forge
+signed('{"alg":"RS256","kid":"rsa1"}', json(claims()) =~ s#\}\z#,"note":"caf\\u00e9 \\ud83d\\ude00 \\/ \\"q\\" \\t","r":1.5e3,"t":true,"f":false,"z":null,"e":[],"o":{}}#r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 200
+--- response_body
+upstream ran POST
+--- error_log
+ciba: decision=approved reason=token_valid action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]

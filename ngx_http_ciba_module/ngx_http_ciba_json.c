@@ -486,12 +486,13 @@ ngx_http_ciba_json_number(ngx_http_ciba_json_parser_t *jp, ngx_uint_t i)
     u_char                 *p, *start, buf[NGX_HTTP_CIBA_JSON_REAL_MAX + 1];
     double                  d;
     int64_t                 v;
-    ngx_uint_t              negative, real;
+    ngx_uint_t              negative, real, overflow;
     ngx_http_ciba_jnode_t  *node;
 
     p = start = jp->pos;
     negative = 0;
     real = 0;
+    overflow = 0;
     v = 0;
 
     if (*p == '-') {
@@ -508,11 +509,18 @@ ngx_http_ciba_json_number(ngx_http_ciba_json_parser_t *jp, ngx_uint_t i)
     } else if (*p >= '1' && *p <= '9') {
 
         while (p < jp->last && *p >= '0' && *p <= '9') {
+
+            /* too large for an integer; a real number may follow */
+
             if (v > (NGX_HTTP_CIBA_JSON_INT_MAX - (*p - '0')) / 10) {
-                return NGX_DECLINED;
+                overflow = 1;
             }
 
-            v = v * 10 + (*p++ - '0');
+            if (!overflow) {
+                v = v * 10 + (*p - '0');
+            }
+
+            p++;
         }
 
     } else {
@@ -555,6 +563,10 @@ ngx_http_ciba_json_number(ngx_http_ciba_json_parser_t *jp, ngx_uint_t i)
     node->value.len = p - start;
 
     if (!real) {
+        if (overflow) {
+            return NGX_DECLINED;
+        }
+
         node->integer = negative ? -v : v;
         return NGX_OK;
     }

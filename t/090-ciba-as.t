@@ -1,5 +1,5 @@
 # Asking the human (CIBA, poll mode), one request at a time, against the
-# scriptable mock AS (tools/mock-as/mock-as.mjs) started by this file:
+# scriptable mock AS (t/fixtures/mock-as/mock-as.mjs) started by this file:
 #
 # - a first request: "approval_pending"/"asked" with a sealed handle, and
 #   exactly what the backchannel request carried (form fields, the binding

@@ -1,6 +1,6 @@
 # What the human approves is exactly what the tool executes (issue 9),
 # in locations that ask the human, against the mock AS
-# (tools/mock-as/mock-as.mjs) started by this file:
+# (t/fixtures/mock-as/mock-as.mjs) started by this file:
 #
 # - refusals before anyone is asked (400 approval_bad_request, the AS sees
 #   nothing): a repeated argument, a path not in canonical form, a bound

@@ -1,5 +1,5 @@
 # Asking the human (CIBA, poll mode): flows of several requests against the
-# scriptable mock AS (tools/mock-as/mock-as.mjs, started here), with nginx
+# scriptable mock AS (t/fixtures/mock-as/mock-as.mjs, started here), with nginx
 # run by t/CibaNginx.pm (master process, 2 workers):
 #
 # - the poll flow with the handle: retries within the interval are answered

@@ -1,5 +1,5 @@
 # CIBA ping mode and wait mode, against the scriptable mock AS
-# (tools/mock-as/mock-as.mjs), with nginx run by t/CibaNginx.pm:
+# (t/fixtures/mock-as/mock-as.mjs), with nginx run by t/CibaNginx.pm:
 #
 # - ping ("ciba_delivery ping"): each backchannel request carries a fresh
 #   client_notification_token (256 bits, 43 base64url characters); before

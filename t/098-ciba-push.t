@@ -1,4 +1,4 @@
-# CIBA push mode against the mock AS (tools/mock-as/mock-as.mjs), README
+# CIBA push mode against the mock AS (t/fixtures/mock-as/mock-as.mjs), README
 # "Asking the human" and the rows of "ciba_delivery push" and
 # "ciba_callback":
 #

@@ -2,7 +2,7 @@
 # tools/dev-as/dev-as.mjs), driven in a real headless Chromium: nginx with
 # the module in poll mode (client nginx-poll) in front of a sample
 # upstream, dev-as as the authorization server, and
-# tools/browser/approve-in-browser.mjs (playwright-core, Debian's
+# t/fixtures/browser/approve-in-browser.mjs (playwright-core, Debian's
 # /usr/bin/chromium) as the human.
 #
 # - the page: 200 text/html with a strict Content-Security-Policy (hashes,
@@ -32,7 +32,7 @@
 #
 # Plain Perl (not a data-driven Test::Nginx file).  Needs node >= 20, the
 # development AS's and the browser tools' packages (make deps: npm ci in
-# tools/dev-as and tools/browser) and /usr/bin/chromium (make deps: apt
+# tools/dev-as and t/fixtures/browser) and /usr/bin/chromium (make deps: apt
 # package chromium).  Without them it is skipped, or fails when $CI is set.
 # Not run under valgrind (timing).  Ports: nginx on TEST_NGINX_SERVER_PORT,
 # the AS on a free port (--port 0); Chromium talks to playwright over a
@@ -52,7 +52,7 @@ my ($ROOT, $BROWSER_DIR, $CHROMIUM);
 
 BEGIN {
     $ROOT = "$FindBin::Bin/..";
-    $BROWSER_DIR = "$ROOT/tools/browser";
+    $BROWSER_DIR = "$ROOT/t/fixtures/browser";
     $CHROMIUM = $ENV{CIBA_TEST_CHROMIUM} || '/usr/bin/chromium';
 
     plan skip_all => 'timing-based (poll interval, countdowns): not run '
@@ -61,8 +61,8 @@ BEGIN {
 
     my @missing = DevAS::missing();
     push @missing, "$CHROMIUM (apt package chromium)" unless -x $CHROMIUM;
-    push @missing, 'tools/browser/node_modules/playwright-core (npm ci in '
-                   . 'tools/browser)'
+    push @missing, 't/fixtures/browser/node_modules/playwright-core (npm ci in '
+                   . 't/fixtures/browser)'
         unless -d "$BROWSER_DIR/node_modules/playwright-core";
 
     if (@missing) {

@@ -2,7 +2,7 @@
 # (SIGKILL: connections refused or cut), paused (SIGSTOP: the kernel still
 # accepts connections, nothing answers) and restarted (a new mock AS on
 # the same port, which forgets every auth_req_id), with nginx run by
-# t/CibaNginx.pm (two workers) and the mock AS (tools/mock-as) as a
+# t/CibaNginx.pm (two workers) and the mock AS (t/fixtures/mock-as) as a
 # process of its own.
 #
 # What must hold (DESIGN.md section 3, README "Answers"):

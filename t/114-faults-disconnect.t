@@ -1,5 +1,5 @@
 # Clients that go away in the middle, many at once, with nginx run by
-# t/CibaNginx.pm (two workers) and the mock AS (tools/mock-as):
+# t/CibaNginx.pm (two workers) and the mock AS (t/fixtures/mock-as):
 #
 # - while sending the body (headers and part of the body, then the
 #   connection closed): 100 identical CIBA requests, 50 for 50 subjects,

@@ -1,7 +1,7 @@
 package MockAS;
 
 # Starts and drives the scriptable mock authorization server
-# (tools/mock-as/mock-as.mjs) for plain-Perl and Test::Nginx test files.
+# (t/fixtures/mock-as/mock-as.mjs) for plain-Perl and Test::Nginx test files.
 #
 #   MockAS::start($port, stderr => $file, verbose => 1);  # dies on failure
 #   my $answer = MockAS::call(POST => '/_admin/approve', { ... });
@@ -42,7 +42,7 @@ our ($Pid, $Out, $Port, $Owner);
 # the client authentication nginx sends the mock (poll-client:poll-secret)
 our $BASIC = 'Basic cG9sbC1jbGllbnQ6cG9sbC1zZWNyZXQ=';
 
-my $Script = abs_path(dirname(__FILE__) . '/../tools/mock-as/mock-as.mjs');
+my $Script = abs_path(dirname(__FILE__) . '/fixtures/mock-as/mock-as.mjs');
 my $Json = JSON::PP->new->canonical;
 
 # a port free on the loopback now, for a mock that must not clash with

@@ -1,6 +1,6 @@
 # The agent CLI (tools/ciba-agent) against nginx with the module in poll
 # mode (t/CibaNginx.pm, 2 workers) and the scriptable mock AS
-# (tools/mock-as, t/MockAS.pm), the CLI run as a child process:
+# (t/fixtures/mock-as, t/MockAS.pm), the CLI run as a child process:
 #
 # (a) pending, then approved at the mock: exit 0, the upstream's answer on
 #     stdout, the binding message and the shortened handle on stderr (never

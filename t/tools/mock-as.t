@@ -1,4 +1,4 @@
-# The scriptable mock AS (tools/mock-as/mock-as.mjs) the suite drives: its
+# The scriptable mock AS (t/fixtures/mock-as/mock-as.mjs) the suite drives: its
 # CIBA endpoints (validation, poll states, tokens verified against its JWKS),
 # its admin API, every scripted fault, ping and push to a callback listener
 # started here, and its command line (loopback only, --key, --verbose,
@@ -18,7 +18,7 @@ use Digest::SHA qw(sha256);
 use MIME::Base64 qw(encode_base64 encode_base64url);
 use FindBin;
 
-my $MOCK = "$FindBin::Bin/../../tools/mock-as/mock-as.mjs";
+my $MOCK = "$FindBin::Bin/../fixtures/mock-as/mock-as.mjs";
 my $CIBA = 'urn:openid:params:grant-type:ciba';
 my $ARID = 'urn:openid:params:jwt:claim:auth_req_id';
 

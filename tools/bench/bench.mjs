@@ -1761,7 +1761,7 @@ async function main() {
 
     /* the mock AS (never approves; interval and expiry one hour) */
     const as = startChild('mock AS', 'node', [
-        join(ROOT, 'tools/mock-as/mock-as.mjs'), '--port', String(PORT.as),
+        join(ROOT, 't/fixtures/mock-as/mock-as.mjs'), '--port', String(PORT.as),
     ], { stdout: 'pipe' });
     await waitLine(as, /mock-as listening/, 10000);
     const users = [USER, CG_USER, 'mem-one'];

@@ -26,6 +26,7 @@ import { createPrivateKey, randomBytes, sign } from 'node:crypto';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData }
     from 'node:worker_threads';
 
@@ -156,29 +157,35 @@ export async function mintFile(opts) {
 
 
 function cli(argv) {
-    const a = { count: 1, alg: 'ES256', method: 'POST', body: '' };
-    for (let i = 0; i < argv.length; i++) {
-        const k = argv[i];
-        const v = argv[i + 1];
-        if (v === undefined) {
-            throw new Error(`${k} needs a value`);
-        }
-        i++;
-        switch (k) {
-        case '--alg': a.alg = v; break;
-        case '--key': a.keyPem = readFileSync(v, 'utf8'); break;
-        case '--kid': a.kid = v; break;
-        case '--count': a.count = Number(v); break;
-        case '--action': a.action = v; break;
-        case '--method': a.method = v; break;
-        case '--url': a.url = v; break;
-        case '--body': a.body = v; break;
-        case '--iss': a.iss = v; break;
-        case '--aud': a.aud = v; break;
-        case '--sub': a.sub = v; break;
-        case '--ttl': a.ttl = Number(v); break;
-        case '--out': a.out = v; break;
-        default: throw new Error(`unknown option ${k}`);
+    const { values: o } = parseArgs({
+        args: argv,
+        strict: true,
+        options: {
+            alg: { type: 'string', default: 'ES256' },
+            key: { type: 'string' },
+            kid: { type: 'string' },
+            count: { type: 'string', default: '1' },
+            action: { type: 'string' },
+            method: { type: 'string', default: 'POST' },
+            url: { type: 'string' },
+            body: { type: 'string', default: '' },
+            iss: { type: 'string' },
+            aud: { type: 'string' },
+            sub: { type: 'string' },
+            ttl: { type: 'string' },
+            out: { type: 'string' },
+        },
+    });
+    const a = {
+        alg: o.alg, kid: o.kid, count: Number(o.count), action: o.action,
+        method: o.method, url: o.url, body: o.body, iss: o.iss, aud: o.aud,
+        sub: o.sub, out: o.out,
+        keyPem: o.key === undefined ? undefined : readFileSync(o.key, 'utf8'),
+        ttl: o.ttl === undefined ? undefined : Number(o.ttl),
+    };
+    for (const k of Object.keys(a)) {
+        if (a[k] === undefined) {
+            delete a[k];
         }
     }
     for (const k of ['keyPem', 'kid', 'action', 'url']) {

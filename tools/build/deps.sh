@@ -24,7 +24,7 @@ PACKAGES=(
     # Crypt::JWT: the tests mint tokens with it
     libcrypt-jwt-perl
     # the approver page's browser test (t/099): headless Chromium driven
-    # by playwright-core (tools/browser), and a font for its screenshots
+    # by playwright-core (t/fixtures/browser), and a font for its screenshots
     chromium fonts-dejavu-core
 )
 

@@ -60,7 +60,7 @@
  *
  * CIBA delivery modes: poll and ping.  Push is not supported by
  * oidc-provider ("only poll and ping CIBA delivery modes are supported");
- * the suite's mock AS (tools/mock-as) covers push.
+ * the suite's mock AS (t/fixtures/mock-as) covers push.
  *
  * Clients (confidential; grant_types urn:openid:params:grant-type:ciba
  * only; id_token_signed_response_alg ES256; authorization_details_types

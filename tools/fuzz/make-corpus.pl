@@ -2,7 +2,7 @@
 # Writes the seed corpus of the fuzz targets, tools/fuzz/corpus/<target>/,
 # from the fixed test keys in tools/fuzz/keys: valid tokens (minted with
 # Crypt::JWT, as t/CibaTest.pm does, not with the module's code), AS
-# answers as the mock AS (tools/mock-as) and oidc-provider give them,
+# answers as the mock AS (t/fixtures/mock-as) and oidc-provider give them,
 # ping and push bodies, sealed handles (an independent implementation of
 # the handle format, as in t/090-ciba-as.t), requests, and edge cases.
 #
@@ -301,7 +301,7 @@ for my $name (sort keys %digest) {
                           . $body);
 }
 
-# ---- as_answer: selector, body (the answers of tools/mock-as and
+# ---- as_answer: selector, body (the answers of t/fixtures/mock-as and
 #      oidc-provider)
 
 my $flow_token = $TOKENS{'flow-from-as'};

@@ -541,6 +541,8 @@ ngx_int_t ngx_http_ciba_store_key(ngx_str_t *iss, ngx_str_t *jti,
     u_char *key);
 ngx_int_t ngx_http_ciba_store_key2(ngx_str_t *a, ngx_str_t *b, ngx_str_t *c,
     u_char *hash);
+ngx_int_t ngx_http_ciba_zone_key(const char *prefix, ngx_str_t *id,
+    u_char *key);
 
 /* ngx_http_ciba_store.c */
 ngx_int_t ngx_http_ciba_store_seen(ngx_shm_zone_t *zone, u_char *key);

@@ -790,11 +790,8 @@ ngx_http_ciba_mark_refused(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
 static ngx_int_t
 ngx_http_ciba_areq_record(ngx_http_ciba_ctx_t *ctx, u_char *record)
 {
-    ngx_str_t  prefix;
-
-    ngx_str_set(&prefix, NGX_HTTP_CIBA_KEY_AUTH_REQ_ID);
-
-    return ngx_http_ciba_store_key(&prefix, &ctx->handle.auth_req_id, record);
+    return ngx_http_ciba_zone_key(NGX_HTTP_CIBA_KEY_AUTH_REQ_ID,
+                                  &ctx->handle.auth_req_id, record);
 }
 
 
@@ -1031,11 +1028,10 @@ static ngx_int_t
 ngx_http_ciba_request_ref(ngx_http_request_t *r, ngx_http_ciba_ctx_t *ctx)
 {
     u_char     hash[32];
-    ngx_str_t  prefix, src;
+    ngx_str_t  src;
 
-    ngx_str_set(&prefix, NGX_HTTP_CIBA_KEY_REQUEST_REF);
-
-    if (ngx_http_ciba_store_key(&prefix, &ctx->handle.auth_req_id, hash)
+    if (ngx_http_ciba_zone_key(NGX_HTTP_CIBA_KEY_REQUEST_REF,
+                               &ctx->handle.auth_req_id, hash)
         != NGX_OK)
     {
         return NGX_ERROR;

@@ -53,6 +53,7 @@ static ngx_int_t ngx_http_ciba_ns(ngx_http_ciba_ns_buf_t *nb, u_char *data,
     size_t len);
 static ngx_int_t ngx_http_ciba_ns_count(ngx_http_ciba_ns_buf_t *nb,
     ngx_uint_t n);
+static u_char *ngx_http_ciba_decimal(u_char *last, size_t n);
 static ngx_int_t ngx_http_ciba_digest_headers(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ns_buf_t *md);
 static ngx_int_t ngx_http_ciba_body_hash(ngx_http_request_t *r,
@@ -773,7 +774,7 @@ static ngx_int_t
 ngx_http_ciba_ns(ngx_http_ciba_ns_buf_t *nb, u_char *data, size_t len)
 {
     u_char  *p, *start, digits[NGX_SIZE_T_LEN];
-    size_t   n, size;
+    size_t   size;
 
     if ((size_t) (nb->end - nb->pos) < len + NGX_SIZE_T_LEN + 2) {
         size = 2 * (nb->end - nb->start) + len + NGX_SIZE_T_LEN + 2;
@@ -788,13 +789,7 @@ ngx_http_ciba_ns(ngx_http_ciba_ns_buf_t *nb, u_char *data, size_t len)
         nb->end = start + size;
     }
 
-    p = digits + NGX_SIZE_T_LEN;
-    n = len;
-
-    do {
-        *--p = (u_char) ('0' + n % 10);
-        n /= 10;
-    } while (n);
+    p = ngx_http_ciba_decimal(digits + NGX_SIZE_T_LEN, len);
 
     nb->pos = ngx_cpymem(nb->pos, p, digits + NGX_SIZE_T_LEN - p);
     *nb->pos++ = ':';
@@ -805,19 +800,30 @@ ngx_http_ciba_ns(ngx_http_ciba_ns_buf_t *nb, u_char *data, size_t len)
 }
 
 
+/* NS of a count, written in decimal */
+
 static ngx_int_t
 ngx_http_ciba_ns_count(ngx_http_ciba_ns_buf_t *nb, ngx_uint_t n)
 {
     u_char  *p, count[NGX_INT_T_LEN];
 
-    p = count + NGX_INT_T_LEN;
+    p = ngx_http_ciba_decimal(count + NGX_INT_T_LEN, n);
 
+    return ngx_http_ciba_ns(nb, p, count + NGX_INT_T_LEN - p);
+}
+
+
+/* writes n in decimal backwards, ending at "last"; returns its start */
+
+static u_char *
+ngx_http_ciba_decimal(u_char *last, size_t n)
+{
     do {
-        *--p = (u_char) ('0' + n % 10);
+        *--last = (u_char) ('0' + n % 10);
         n /= 10;
     } while (n);
 
-    return ngx_http_ciba_ns(nb, p, count + NGX_INT_T_LEN - p);
+    return last;
 }
 
 

@@ -30,6 +30,8 @@ ngx_http_ciba_pending_key(ngx_str_t *subject, ngx_str_t *digest, u_char *key,
 
     ngx_str_set(&prefix, NGX_HTTP_CIBA_KEY_PENDING);
 
+    /* two ids after the prefix: ngx_http_ciba_zone_key() takes one */
+
     if (digest
         && ngx_http_ciba_store_key2(&prefix, subject, digest, key) != NGX_OK)
     {

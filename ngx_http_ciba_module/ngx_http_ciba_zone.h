@@ -125,8 +125,6 @@ void ngx_http_ciba_remove(ngx_http_ciba_zone_t *zone,
 void ngx_http_ciba_expire(ngx_http_ciba_zone_t *zone, time_t now,
     ngx_uint_t n);
 time_t ngx_http_ciba_room_in(ngx_http_ciba_zone_t *zone, time_t now);
-ngx_int_t ngx_http_ciba_zone_key(const char *prefix, ngx_str_t *id,
-    u_char *key);
 void ngx_http_ciba_load_state(ngx_http_ciba_zone_t *zone, ngx_log_t *log);
 
 

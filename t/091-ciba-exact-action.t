@@ -90,22 +90,9 @@ my $HttpConfig = <<'_EOC_';
     access_log logs/error.log ciba_exact;
 _EOC_
 
-my $AsLocations = <<"_EOC_";
-
-    location = /_as/bc {
-        internal;
-        proxy_pass http://127.0.0.1:\$TEST_NGINX_AS_PORT/bc-authorize;
-        proxy_set_header Authorization "$MockAS::BASIC";
-        proxy_read_timeout 2s;
-    }
-
-    location = /_as/token {
-        internal;
-        proxy_pass http://127.0.0.1:\$TEST_NGINX_AS_PORT/token;
-        proxy_set_header Authorization "$MockAS::BASIC";
-        proxy_read_timeout 2s;
-    }
-
+my $AsLocations = "\n" . MockAS::locations('$TEST_NGINX_AS_PORT',
+                                              'proxy_read_timeout 2s;')
+    . <<"_EOC_";
     location /backend {
         return 200 "upstream ran \$request_method\\n";
     }

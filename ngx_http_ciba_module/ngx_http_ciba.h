@@ -301,7 +301,7 @@ typedef struct {
     ngx_http_ciba_key_t        *key;
     ngx_http_ciba_alg_t        *algorithm;  /* the pinned one */
     ngx_str_t                   input;      /* header "." payload */
-    ngx_str_t                   signature;  /* base64url, as sent */
+    ngx_str_t                   signature;  /* decoded; empty: bad */
     u_char                      record[32];  /* SHA-256(iss NUL jti) */
     ngx_http_ciba_refusal_e     refusal;
 } ngx_http_ciba_token_t;

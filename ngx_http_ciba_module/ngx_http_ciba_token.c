@@ -2,8 +2,8 @@
 /*
  * ngx_http_ciba_module: approval token validation.
  *
- * The token is parsed once, strictly (base64url alphabet only, JSON
- * objects without duplicate members), and every claim is checked here;
+ * The token is parsed once, strictly (canonical base64url, each part
+ * decoded once; JSON objects without duplicate members), and every claim is checked here;
  * ngx_http_ciba_verify.c verifies the signature over the signing input
  * the parse delimited, with the key this module selected and the
  * algorithm it pinned.  Cheap checks come first: shape, algorithm, key,
@@ -20,6 +20,7 @@
 
 
 #define NGX_HTTP_CIBA_TIME_MAX  253402300799     /* 9999-12-31T23:59:59Z */
+#define NGX_HTTP_CIBA_B64_BAD   64
 
 
 static ngx_int_t ngx_http_ciba_token_parse(ngx_http_request_t *r,
@@ -28,8 +29,8 @@ static ngx_int_t ngx_http_ciba_token_parse(ngx_http_request_t *r,
 static ngx_int_t ngx_http_ciba_token_checks(ngx_http_request_t *r,
     ngx_http_ciba_loc_conf_t *cicf, ngx_http_ciba_ctx_t *ctx,
     ngx_str_t *raw, ngx_http_ciba_token_t *tok, ngx_uint_t flags);
-static ngx_int_t ngx_http_ciba_decode_part(ngx_http_request_t *r,
-    u_char *data, size_t len, ngx_http_ciba_json_t **json);
+static ngx_int_t ngx_http_ciba_b64url_decode(ngx_str_t *dst,
+    ngx_str_t *src);
 static ngx_int_t ngx_http_ciba_get_str(ngx_http_ciba_json_t *doc,
     ngx_int_t obj, const char *name, ngx_str_t *value);
 static ngx_int_t ngx_http_ciba_get_time(ngx_http_ciba_json_t *doc,
@@ -49,19 +50,28 @@ static ngx_int_t ngx_http_ciba_aud_match(ngx_http_ciba_json_t *doc,
 static ngx_int_t ngx_http_ciba_typ_eq(ngx_str_t *want, ngx_str_t *got);
 
 
+/*
+ * the value of each base64url character (RFC 4648 5), and
+ * NGX_HTTP_CIBA_B64_BAD for any other byte
+ */
+
 static const u_char  ngx_http_ciba_b64url[256] = {
-    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
-    ['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
-    ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
-    ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
-    ['Y'] = 1, ['Z'] = 1,
-    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
-    ['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
-    ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
-    ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
-    ['y'] = 1, ['z'] = 1,
-    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
-    ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1, ['-'] = 1, ['_'] = 1
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 62, 64, 64,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 64, 64, 64, 64, 64, 64,
+    64,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 64, 64, 64, 64, 63,
+    64, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64,
+    64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64, 64
 };
 
 
@@ -110,7 +120,9 @@ static ngx_http_ciba_refusal_t  ngx_http_ciba_refusals[] = {
 
 /*
  * The shape, the header (algorithm, key) and the payload: NGX_OK with the
- * payload object in *payload, or a refusal.
+ * payload object in *payload and the signature's bytes in tok->signature
+ * (none if it is not canonical base64url: the signature check refuses
+ * it), or a refusal.
  */
 
 static ngx_int_t
@@ -120,8 +132,9 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
 {
     u_char                *p, *last, *dot[2];
     ngx_int_t              rc;
-    ngx_uint_t             ndots;
-    ngx_http_ciba_json_t  *hdr, *pl;
+    ngx_str_t              part[3], dec[3];
+    ngx_uint_t             i, bad;
+    ngx_http_ciba_json_t   hdr, *pl;
 
     if (raw->len == 0) {
         tok->refusal = NGX_HTTP_CIBA_REFUSED_EMPTY_TOKEN;
@@ -133,30 +146,18 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    /* shape: three non-empty parts of the base64url alphabet */
+    /*
+     * shape: three non-empty parts of the base64url alphabet; a third dot
+     * is a byte outside it, which decoding finds
+     */
 
-    ndots = 0;
     last = raw->data + raw->len;
 
-    for (p = raw->data; p < last; p++) {
+    dot[0] = memchr(raw->data, '.', raw->len);
+    dot[1] = (dot[0] == NULL) ? NULL : memchr(dot[0] + 1, '.',
+                                              last - dot[0] - 1);
 
-        if (*p == '.') {
-            if (ndots == 2) {
-                tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_TOKEN;
-                return NGX_DECLINED;
-            }
-
-            dot[ndots++] = p;
-            continue;
-        }
-
-        if (!ngx_http_ciba_b64url[*p]) {
-            tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_TOKEN;
-            return NGX_DECLINED;
-        }
-    }
-
-    if (ndots != 2
+    if (dot[1] == NULL
         || dot[0] == raw->data
         || dot[1] == dot[0] + 1
         || dot[1] + 1 == last)
@@ -165,14 +166,55 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    /* what the signature covers, and the signature: verified last */
+    part[0].data = raw->data;
+    part[0].len = dot[0] - raw->data;
+    part[1].data = dot[0] + 1;
+    part[1].len = dot[1] - dot[0] - 1;
+    part[2].data = dot[1] + 1;
+    part[2].len = last - dot[1] - 1;
+
+    /* what the signature covers: verified last */
 
     tok->input.data = raw->data;
     tok->input.len = dot[1] - raw->data;
-    tok->signature.data = dot[1] + 1;
-    tok->signature.len = last - dot[1] - 1;
 
-    rc = ngx_http_ciba_decode_part(r, raw->data, dot[0] - raw->data, &hdr);
+    /* the three parts decoded into one buffer, each part once */
+
+    p = ngx_pnalloc(r->pool, ngx_base64_decoded_length(raw->len));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    bad = 0;
+
+    for (i = 0; i < 3; i++) {
+        dec[i].data = p;
+
+        if (ngx_http_ciba_b64url_decode(&dec[i], &part[i]) != NGX_OK) {
+            dec[i].len = 0;
+            bad |= 1 << i;
+        }
+
+        p += dec[i].len;
+    }
+
+    if (bad) {
+
+        /* a byte outside the alphabet anywhere spoils the whole token */
+
+        for (i = 0; i < 3; i++) {
+            for (p = part[i].data; p < part[i].data + part[i].len; p++) {
+                if (ngx_http_ciba_b64url[*p] == NGX_HTTP_CIBA_B64_BAD) {
+                    tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_TOKEN;
+                    return NGX_DECLINED;
+                }
+            }
+        }
+    }
+
+    rc = (bad & 1) ? NGX_DECLINED
+                   : ngx_http_ciba_json_parse(r->pool, dec[0].data,
+                                              dec[0].len, &hdr);
 
     if (rc == NGX_DECLINED) {
         tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_HEADER;
@@ -183,12 +225,19 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    rc = ngx_http_ciba_check_header(cicf, hdr, tok);
+    rc = ngx_http_ciba_check_header(cicf, &hdr, tok);
     if (rc != NGX_OK) {
         return rc;
     }
 
-    rc = ngx_http_ciba_decode_part(r, dot[0] + 1, dot[1] - dot[0] - 1, &pl);
+    pl = ngx_palloc(r->pool, sizeof(ngx_http_ciba_json_t));
+    if (pl == NULL) {
+        return NGX_ERROR;
+    }
+
+    rc = (bad & 2) ? NGX_DECLINED
+                   : ngx_http_ciba_json_parse(r->pool, dec[1].data,
+                                              dec[1].len, pl);
 
     if (rc == NGX_DECLINED) {
         tok->refusal = NGX_HTTP_CIBA_REFUSED_MALFORMED_PAYLOAD;
@@ -199,7 +248,83 @@ ngx_http_ciba_token_parse(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
+    tok->signature = dec[2];
     *payload = pl;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Strict base64url without padding (RFC 7515 2): NGX_OK, or NGX_DECLINED
+ * for a byte outside the alphabet, a length of 4n + 1, or bits set after
+ * the last whole byte (so that a value has one encoding only).  dst->data
+ * has room for ngx_base64_decoded_length(src->len) bytes.
+ */
+
+static ngx_int_t
+ngx_http_ciba_b64url_decode(ngx_str_t *dst, ngx_str_t *src)
+{
+    u_char    *s, *d, *last;
+    uint32_t   a, b, c, e;
+
+    s = src->data;
+    d = dst->data;
+    last = s + (src->len & ~(size_t) 3);
+
+    while (s < last) {
+        a = ngx_http_ciba_b64url[s[0]];
+        b = ngx_http_ciba_b64url[s[1]];
+        c = ngx_http_ciba_b64url[s[2]];
+        e = ngx_http_ciba_b64url[s[3]];
+
+        if ((a | b | c | e) & NGX_HTTP_CIBA_B64_BAD) {
+            return NGX_DECLINED;
+        }
+
+        a = (a << 18) | (b << 12) | (c << 6) | e;
+
+        *d++ = (u_char) (a >> 16);
+        *d++ = (u_char) (a >> 8);
+        *d++ = (u_char) a;
+
+        s += 4;
+    }
+
+    switch (src->len & 3) {
+
+    case 0:
+        break;
+
+    case 2:
+        a = ngx_http_ciba_b64url[s[0]];
+        b = ngx_http_ciba_b64url[s[1]];
+
+        if (((a | b) & NGX_HTTP_CIBA_B64_BAD) || (b & 0x0f)) {
+            return NGX_DECLINED;
+        }
+
+        *d++ = (u_char) ((a << 2) | (b >> 4));
+        break;
+
+    case 3:
+        a = ngx_http_ciba_b64url[s[0]];
+        b = ngx_http_ciba_b64url[s[1]];
+        c = ngx_http_ciba_b64url[s[2]];
+
+        if (((a | b | c) & NGX_HTTP_CIBA_B64_BAD) || (c & 0x03)) {
+            return NGX_DECLINED;
+        }
+
+        *d++ = (u_char) ((a << 2) | (b >> 4));
+        *d++ = (u_char) ((b << 4) | (c >> 2));
+        break;
+
+    default: /* 1 */
+        return NGX_DECLINED;
+    }
+
+    dst->len = d - dst->data;
 
     return NGX_OK;
 }
@@ -318,38 +443,6 @@ verify:
     }
 
     return rc;
-}
-
-
-/*
- * Decodes one base64url part into a JSON object: NGX_OK; NGX_DECLINED,
- * not a JSON object (or not decodable); NGX_ERROR, out of memory.
- */
-
-static ngx_int_t
-ngx_http_ciba_decode_part(ngx_http_request_t *r, u_char *data, size_t len,
-    ngx_http_ciba_json_t **json)
-{
-    ngx_str_t  src, dst;
-
-    src.data = data;
-    src.len = len;
-
-    dst.data = ngx_pnalloc(r->pool, ngx_base64_decoded_length(len) + 1);
-    if (dst.data == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (ngx_decode_base64url(&dst, &src) != NGX_OK || dst.len == 0) {
-        return NGX_DECLINED;
-    }
-
-    *json = ngx_palloc(r->pool, sizeof(ngx_http_ciba_json_t));
-    if (*json == NULL) {
-        return NGX_ERROR;
-    }
-
-    return ngx_http_ciba_json_parse(r->pool, dst.data, dst.len, *json);
 }
 
 

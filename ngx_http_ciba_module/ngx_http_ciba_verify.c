@@ -302,10 +302,9 @@ ngx_http_ciba_sig_index(ngx_uint_t bit)
 ngx_int_t
 ngx_http_ciba_verify(ngx_http_request_t *r, ngx_http_ciba_token_t *tok)
 {
-    u_char                     sig[NGX_HTTP_CIBA_SIG_MAX];
-    u_char                     mac[EVP_MAX_MD_SIZE];
+    u_char                    *sig, mac[EVP_MAX_MD_SIZE];
+    size_t                     len;
     ngx_int_t                  rc;
-    ngx_str_t                  dst;
     ngx_uint_t                 i;
     unsigned int               mac_len;
     ngx_http_ciba_verifier_t  *v;
@@ -313,15 +312,14 @@ ngx_http_ciba_verify(ngx_http_request_t *r, ngx_http_ciba_token_t *tok)
     v = tok->key->verifier;
     i = ngx_http_ciba_sig_index(tok->algorithm->bit);
 
+    /* no signature: the part was not canonical base64url */
+
+    sig = tok->signature.data;
+    len = tok->signature.len;
+
     if (v == NULL || i == NGX_HTTP_CIBA_NALGS
-        || tok->signature.len > ngx_base64_encoded_length(sizeof(sig)))
+        || len == 0 || len > NGX_HTTP_CIBA_SIG_MAX)
     {
-        return NGX_DECLINED;
-    }
-
-    dst.data = sig;
-
-    if (ngx_decode_base64url(&dst, &tok->signature) != NGX_OK) {
         return NGX_DECLINED;
     }
 
@@ -336,11 +334,11 @@ ngx_http_ciba_verify(ngx_http_request_t *r, ngx_http_ciba_token_t *tok)
             return NGX_ERROR;
         }
 
-        return (dst.len == mac_len && CRYPTO_memcmp(sig, mac, mac_len) == 0)
+        return (len == mac_len && CRYPTO_memcmp(sig, mac, mac_len) == 0)
                ? NGX_OK : NGX_DECLINED;
     }
 
-    rc = ngx_http_ciba_verify_pkey(v, i, &tok->input, sig, dst.len);
+    rc = ngx_http_ciba_verify_pkey(v, i, &tok->input, sig, len);
 
     if (rc != NGX_OK) {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,

@@ -232,6 +232,29 @@ sub attacker_cert_b64 {
     return encode_base64($der, '');
 }
 
+# the same base64url text with the bits after its last whole byte set: a
+# second encoding of the same bytes (not canonical, RFC 4648 3.5)
+sub noncanonical {
+    my ($b64) = @_;
+    my $alpha = join '', 'A' .. 'Z', 'a' .. 'z', '0' .. '9', '-', '_';
+    my $rest = length($b64) % 4;
+    die "no spare bits in a length of 4n\n" unless $rest == 2 || $rest == 3;
+    my $v = index $alpha, substr($b64, -1);
+    my $out = substr($b64, 0, -1)
+              . substr($alpha, $v | ($rest == 2 ? 0x0f : 0x03), 1);
+    die "not a second encoding\n"
+        if $out eq $b64 || decode_base64url($out) ne decode_base64url($b64);
+    return $out;
+}
+
+# the header and payload of a token as texts of length 3n + 1, so that
+# their base64url has spare bits (JSON allows the trailing spaces)
+sub spare_bits {
+    my ($text) = @_;
+    $text .= ' ' while length($text) % 3 != 1;
+    return b64u($text);
+}
+
 # the header and payload of one token with the signature of another
 sub splice_sig {
     my ($a, $b) = @_;
@@ -2787,3 +2810,205 @@ ciba: decision=approved reason=token_valid action="refund"
 [alert]
 [crit]
 [emerg]
+
+
+
+=== TEST 109: a valid ES256 signature in a second, non-canonical base64url encoding
+--- forge
+(minted() =~ s/([^.]+)\z/noncanonical($1)/er)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"bad_signature","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=bad_signature action=refund
+ciba: decision=invalid reason=bad_signature action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+
+=== TEST 110: a valid RS256 signature in a second, non-canonical base64url encoding
+--- forge
+(minted(key => 'rsa') =~ s/([^.]+)\z/noncanonical($1)/er)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"bad_signature","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=bad_signature action=refund
+ciba: decision=invalid reason=bad_signature action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+
+=== TEST 111: the RS256 token of TEST 110 in its canonical encoding is taken
+--- forge
+minted(key => 'rsa')
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 200
+--- response_body
+upstream ran POST
+--- error_log
+ciba: decision=approved reason=token_valid action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+
+
+
+=== TEST 112: a header with its spare base64url bits set
+--- forge
+noncanonical(spare_bits('{"alg":"ES256","kid":"ec1"}')) . '.' . (minted() =~ s/^[^.]+\.//r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_header","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_header action=refund
+ciba: decision=invalid reason=malformed_header action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+
+=== TEST 113: the header of TEST 112 with its spare bits clear reaches the signature check
+--- forge
+spare_bits('{"alg":"ES256","kid":"ec1"}') . '.' . (minted() =~ s/^[^.]+\.//r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"bad_signature","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=bad_signature action=refund
+ciba: decision=invalid reason=bad_signature action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+
+=== TEST 114: a payload with its spare base64url bits set
+--- forge
+do { my @p = split /\./, minted(); "$p[0]." . noncanonical(spare_bits(json(claims()))) . ".$p[2]" }
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+
+=== TEST 115: a payload part of 4n + 1 characters
+--- forge
+do { my @p = split /\./, minted(); my $b = b64u(json(claims())); $b .= 'A' x ((1 - length($b)) % 4); "$p[0].$b.$p[2]" }
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_payload","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_payload action=refund
+ciba: decision=invalid reason=malformed_payload action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+
+=== TEST 116: a byte outside the alphabet in the signature outranks a header that is not JSON
+--- forge
+b64u('not json') . '.' . (minted() =~ s/^[^.]+\.//r =~ s/.\z/*/r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_token","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_token action=refund
+ciba: decision=invalid reason=malformed_token action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend
+
+
+
+=== TEST 117: a third dot inside the signature outranks a header that is not JSON
+--- forge
+b64u('not json') . '.' . (minted() =~ s/^[^.]+\.//r =~ s/(.{10})\z/.$1/r)
+--- request
+POST /tools/refund?order=A17&amount=30
+{"amount":30}
+--- error_code: 401
+--- response_headers
+Content-Type: application/json
+Cache-Control: no-store
+WWW-Authenticate: Approval realm="ciba", error="invalid_approval"
+--- response_body_like: ^\{"error":"invalid_approval","error_description":"[^"]+","reason":"malformed_token","action":"refund","action_digest":"[A-Za-z0-9_-]{43}"\}$
+--- error_log
+CIBA-ACCESS "POST /tools/refund?order=A17&amount=30 HTTP/1.1" 401 decision=invalid reason=malformed_token action=refund
+ciba: decision=invalid reason=malformed_token action="refund"
+--- no_error_log
+[alert]
+[crit]
+[emerg]
+/backend

@@ -12,8 +12,6 @@
 
 #include "ngx_http_ciba_zone.h"
 
-#include <openssl/evp.h>
-
 
 #define NGX_HTTP_CIBA_STATE_MAGIC  "ngx-ciba-state/1"
 
@@ -75,12 +73,11 @@ ngx_http_ciba_store_save(ngx_cycle_t *cycle)
 static void
 ngx_http_ciba_save_zone(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
 {
-    u_char                       *buf, *p, md_value[EVP_MAX_MD_SIZE];
+    u_char                       *buf, *p;
     size_t                        size;
     time_t                        now;
     ngx_fd_t                      fd;
     ngx_str_t                     tmp;
-    unsigned int                  md_len;
     ngx_rbtree_node_t            *node, *sentinel;
     ngx_http_ciba_record_t       *rec;
     ngx_http_ciba_state_rec_t     srec;
@@ -105,7 +102,8 @@ ngx_http_ciba_save_zone(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    size = sizeof(head) + zone->sh->count * sizeof(srec) + 32;
+    size = sizeof(head) + zone->sh->count * sizeof(srec)
+           + NGX_HTTP_CIBA_HASH_LEN;
 
     buf = ngx_alloc(size, log);
     if (buf == NULL) {
@@ -146,14 +144,15 @@ ngx_http_ciba_save_zone(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
 
     ngx_memcpy(buf, &head, sizeof(head));
 
-    if (EVP_Digest(buf, p - buf, md_value, &md_len, EVP_sha256(), NULL) != 1
-        || md_len != 32)
-    {
+    if (ngx_http_ciba_sha256_buf(buf, p - buf, p) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "ciba: the state of zone \"%V\" not saved: SHA-256 "
+                      "failed", &zone->state_file);
         ngx_free(buf);
         return;
     }
 
-    p = ngx_cpymem(p, md_value, 32);
+    p += NGX_HTTP_CIBA_HASH_LEN;
 
     tmp.len = zone->state_file.len + sizeof(".tmp") - 1;
     tmp.data = ngx_alloc(tmp.len + 1, log);
@@ -205,13 +204,12 @@ failed:
 void
 ngx_http_ciba_load_state(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
 {
-    u_char                       *buf, md_value[EVP_MAX_MD_SIZE];
+    u_char                       *buf, md_value[NGX_HTTP_CIBA_HASH_LEN];
     off_t                         size;
     time_t                        now;
     ssize_t                       n;
     uint64_t                      i, loaded;
     ngx_fd_t                      fd;
-    unsigned int                  md_len;
     ngx_file_info_t               fi;
     ngx_http_ciba_state_rec_t     srec;
     ngx_http_ciba_state_head_t    head;
@@ -240,8 +238,8 @@ ngx_http_ciba_load_state(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
 
     size = ngx_file_size(&fi);
 
-    if (size < (off_t) (sizeof(head) + 32)
-        || (size - sizeof(head) - 32) % sizeof(srec) != 0
+    if (size < (off_t) (sizeof(head) + NGX_HTTP_CIBA_HASH_LEN)
+        || (size - sizeof(head) - NGX_HTTP_CIBA_HASH_LEN) % sizeof(srec) != 0
         || size > 1024 * 1024 * 1024)
     {
         goto invalid;
@@ -258,10 +256,12 @@ ngx_http_ciba_load_state(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
         goto invalid;
     }
 
-    if (EVP_Digest(buf, size - 32, md_value, &md_len, EVP_sha256(), NULL)
-        != 1
-        || md_len != 32
-        || ngx_memcmp(md_value, buf + size - 32, 32) != 0)
+    if (ngx_http_ciba_sha256_buf(buf, size - NGX_HTTP_CIBA_HASH_LEN,
+                                 md_value)
+        != NGX_OK
+        || ngx_memcmp(md_value, buf + size - NGX_HTTP_CIBA_HASH_LEN,
+                      NGX_HTTP_CIBA_HASH_LEN)
+           != 0)
     {
         goto invalid;
     }
@@ -270,7 +270,8 @@ ngx_http_ciba_load_state(ngx_http_ciba_zone_t *zone, ngx_log_t *log)
 
     if (ngx_memcmp(head.magic, NGX_HTTP_CIBA_STATE_MAGIC,
                    sizeof(NGX_HTTP_CIBA_STATE_MAGIC) - 1) != 0
-        || head.count != (uint64_t) (size - sizeof(head) - 32) / sizeof(srec)
+        || head.count != (uint64_t) (size - sizeof(head)
+                                     - NGX_HTTP_CIBA_HASH_LEN) / sizeof(srec)
         || head.epoch > zone->sh->epoch)
     {
         goto invalid;

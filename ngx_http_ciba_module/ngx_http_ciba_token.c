@@ -3,10 +3,10 @@
  * ngx_http_ciba_module: approval token validation.
  *
  * The token is parsed once, strictly (canonical base64url, each part
- * decoded once; JSON objects without duplicate members), and every claim is checked here;
- * ngx_http_ciba_verify.c verifies the signature over the signing input
- * the parse delimited, with the key this module selected and the
- * algorithm it pinned.  Cheap checks come first: shape, algorithm, key,
+ * decoded once; JSON objects without duplicate members), and every claim
+ * is checked here; ngx_http_ciba_verify.c verifies the decoded signature
+ * over the signing input the parse delimited, with the key this module
+ * selected and the algorithm it pinned.  Cheap checks come first: shape, algorithm, key,
  * issuer, audience, time, binding and a replay lookup.  The checks give
  * a reason of ngx_http_ciba_refusal_e; ngx_http_ciba_token_check() alone
  * turns it into the request's outcome.  Nothing is recorded before the

@@ -876,7 +876,8 @@ subtest 'corrupt tokens on the poll path' => sub {
     for my $c (sort keys %check) {
         my ($t) = $get->(corrupt => [$c]);
         my (undef, $p, $e) = jwt($t->{id_token});
-        ok !$e && $check{$c}->($p), "id_token $c corrupted";
+        ok !$e && $check{$c}->($p), "id_token $c corrupted"
+            or diag explain { answer => $t, error => $e, claims => $p };
     }
     my ($t) = $get->(corrupt => 'exp');
     like +(jwt($t->{id_token}))[2], qr/exp/, 'id_token exp in the past';

@@ -6,11 +6,12 @@
  * decoded once; JSON objects without duplicate members), and every claim
  * is checked here; ngx_http_ciba_verify.c verifies the decoded signature
  * over the signing input the parse delimited, with the key this module
- * selected and the algorithm it pinned.  Cheap checks come first: shape, algorithm, key,
- * issuer, audience, time, binding and a replay lookup.  The checks give
- * a reason of ngx_http_ciba_refusal_e; ngx_http_ciba_token_check() alone
- * turns it into the request's outcome.  Nothing is recorded before the
- * signature verifies: recording the jti is the caller's next step.
+ * selected and the algorithm it pinned.  Cheap checks come first: shape,
+ * algorithm, key, issuer, audience, time, binding and a replay lookup.
+ * The checks give a reason of ngx_http_ciba_refusal_e;
+ * ngx_http_ciba_token_check() alone turns it into the request's outcome.
+ * Nothing is recorded before the signature verifies: recording the jti is
+ * the caller's next step.
  */
 
 

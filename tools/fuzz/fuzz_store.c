@@ -14,14 +14,15 @@
  *
  * Checked after every operation, by walking the zone's structures: the
  * tree holds the zone's count of records; the expiry tree, walked in
- * order, is ordered and holds every record but the per-subject counters; each counter counts
- * exactly the pending approvals of its subject and is never 0; every
- * pending approval has its counter; a poll refused is allowed later
- * (in ms), and one allowed sets the next later; a used record marked
- * refused (ngx_http_ciba_store_refused()) is seen as NGX_ABORT exactly
- * when it was seen as used.  At the end, once everything has
- * expired, the zone is empty and all its memory is free again.  Nothing
- * is logged at "alert" (a double free in the slab allocator is).
+ * order, is ordered and holds every record but the per-subject counters;
+ * each counter counts exactly the pending approvals of its subject and is
+ * never 0; every pending approval has its counter; a poll refused is
+ * allowed later (in ms), and one allowed sets the next later; a used
+ * record marked refused (ngx_http_ciba_store_refused()) is seen as
+ * NGX_ABORT exactly when it was seen as used.  At the end, once
+ * everything has expired, the zone is empty and all its memory is free
+ * again.  Nothing is logged at "alert" (a double free in the slab
+ * allocator is).
  */
 
 

@@ -250,6 +250,30 @@ typedef struct {
 } ngx_http_ciba_json_t;
 
 
+/* an MCP message, a JSON-RPC 2.0 one (ngx_http_ciba_mcp.c) */
+#define NGX_HTTP_CIBA_MCP_REQUEST         1
+#define NGX_HTTP_CIBA_MCP_NOTIFICATION    2
+#define NGX_HTTP_CIBA_MCP_RESPONSE        3
+#define NGX_HTTP_CIBA_MCP_BATCH           4
+
+/* the JSON-RPC error codes of a message refused */
+#define NGX_HTTP_CIBA_MCP_PARSE_ERROR     (-32700)
+#define NGX_HTTP_CIBA_MCP_INVALID         (-32600)
+#define NGX_HTTP_CIBA_MCP_BAD_PARAMS      (-32602)
+
+typedef struct {
+    ngx_http_ciba_json_t        doc;
+    ngx_str_t                   method;
+    ngx_str_t                   id;         /* canonical JSON; none: "" */
+    ngx_str_t                   tool;       /* tools/call: its name */
+    ngx_str_t                   arguments;  /* tools/call: canonical JSON */
+    ngx_int_t                   args;       /* their node, or none */
+    ngx_int_t                   code;       /* refused: the JSON-RPC error */
+    const char                 *reason;
+    ngx_uint_t                  kind;
+} ngx_http_ciba_mcp_msg_t;
+
+
 /*
  * Why a token is refused (ngx_http_ciba_token.c names each reason and its
  * outcome, in this order)
@@ -525,6 +549,16 @@ ngx_int_t ngx_http_ciba_json_parse(ngx_pool_t *pool, u_char *text,
     size_t len, ngx_http_ciba_json_t *doc);
 ngx_int_t ngx_http_ciba_json_get(ngx_http_ciba_json_t *doc, ngx_int_t obj,
     const char *name);
+
+/* ngx_http_ciba_jcs.c */
+ngx_int_t ngx_http_ciba_jcs(ngx_pool_t *pool, ngx_http_ciba_json_t *doc,
+    ngx_uint_t i, ngx_str_t *out);
+
+/* ngx_http_ciba_mcp.c */
+ngx_int_t ngx_http_ciba_mcp_parse(ngx_pool_t *pool, u_char *text,
+    size_t len, ngx_http_ciba_mcp_msg_t *msg);
+ngx_int_t ngx_http_ciba_mcp_arg(ngx_pool_t *pool,
+    ngx_http_ciba_mcp_msg_t *msg, ngx_str_t *name, ngx_str_t *value);
 
 /* ngx_http_ciba_hash.c */
 const EVP_MD *ngx_http_ciba_sha256(void);

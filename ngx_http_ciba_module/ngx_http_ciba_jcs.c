@@ -264,10 +264,10 @@ ngx_http_ciba_jcs_string(ngx_http_ciba_jcs_t *w, ngx_str_t *s)
 static ngx_int_t
 ngx_http_ciba_jcs_number(ngx_http_ciba_jcs_t *w, ngx_http_ciba_jnode_t *node)
 {
-    int       exp10, prec;
-    u_char    buf[64], digits[24], *p, *q;
-    double    d;
-    ngx_int_t n, k, z;
+    int         exp10, prec;
+    u_char      buf[64], digits[24], *p, *q;
+    double      d;
+    ngx_int_t   n, k, z;
 
     if (node->type == NGX_HTTP_CIBA_JSON_INTEGER) {
 

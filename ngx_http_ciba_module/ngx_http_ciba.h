@@ -549,6 +549,8 @@ ngx_int_t ngx_http_ciba_json_parse(ngx_pool_t *pool, u_char *text,
     size_t len, ngx_http_ciba_json_t *doc);
 ngx_int_t ngx_http_ciba_json_get(ngx_http_ciba_json_t *doc, ngx_int_t obj,
     const char *name);
+ngx_int_t ngx_http_ciba_json_member(ngx_http_ciba_json_t *doc,
+    ngx_int_t obj, ngx_str_t *name);
 
 /* ngx_http_ciba_jcs.c */
 ngx_int_t ngx_http_ciba_jcs(ngx_pool_t *pool, ngx_http_ciba_json_t *doc,

@@ -22,9 +22,13 @@
 #define NGX_HTTP_CIBA_JCS_EXACT  9007199254740992LL      /* 2^53 */
 
 
+#define NGX_HTTP_CIBA_JCS_SIZE   256      /* the output buffer at first */
+
+
 typedef struct {
-    u_char                     *pos;        /* NULL: counting */
-    size_t                      len;
+    u_char                     *start;
+    u_char                     *pos;
+    u_char                     *end;
     ngx_pool_t                 *pool;
     ngx_http_ciba_json_t       *doc;
 } ngx_http_ciba_jcs_t;
@@ -34,10 +38,11 @@ static ngx_int_t ngx_http_ciba_jcs_value(ngx_http_ciba_jcs_t *w,
     ngx_uint_t i);
 static ngx_int_t ngx_http_ciba_jcs_object(ngx_http_ciba_jcs_t *w,
     ngx_uint_t i);
-static void ngx_http_ciba_jcs_string(ngx_http_ciba_jcs_t *w, ngx_str_t *s);
+static ngx_int_t ngx_http_ciba_jcs_string(ngx_http_ciba_jcs_t *w,
+    ngx_str_t *s);
 static ngx_int_t ngx_http_ciba_jcs_number(ngx_http_ciba_jcs_t *w,
     ngx_http_ciba_jnode_t *node);
-static void ngx_http_ciba_jcs_put(ngx_http_ciba_jcs_t *w, u_char *p,
+static ngx_int_t ngx_http_ciba_jcs_put(ngx_http_ciba_jcs_t *w, u_char *p,
     size_t len);
 static int ngx_libc_cdecl ngx_http_ciba_jcs_cmp(const void *one,
     const void *two);
@@ -62,8 +67,13 @@ ngx_http_ciba_jcs(ngx_pool_t *pool, ngx_http_ciba_json_t *doc, ngx_uint_t i,
     ngx_int_t            rc;
     ngx_http_ciba_jcs_t  w;
 
-    w.pos = NULL;
-    w.len = 0;
+    w.start = ngx_pnalloc(pool, NGX_HTTP_CIBA_JCS_SIZE);
+    if (w.start == NULL) {
+        return NGX_ERROR;
+    }
+
+    w.pos = w.start;
+    w.end = w.start + NGX_HTTP_CIBA_JCS_SIZE;
     w.pool = pool;
     w.doc = doc;
 
@@ -72,23 +82,8 @@ ngx_http_ciba_jcs(ngx_pool_t *pool, ngx_http_ciba_json_t *doc, ngx_uint_t i,
         return rc;
     }
 
-    out->len = w.len;
-    out->data = ngx_pnalloc(pool, w.len ? w.len : 1);
-    if (out->data == NULL) {
-        return NGX_ERROR;
-    }
-
-    w.pos = out->data;
-    w.len = 0;
-
-    rc = ngx_http_ciba_jcs_value(&w, i);
-    if (rc != NGX_OK) {
-        return rc;
-    }
-
-    if (w.len != out->len) {
-        return NGX_ERROR;
-    }
+    out->data = w.start;
+    out->len = w.pos - w.start;
 
     return NGX_OK;
 }
@@ -109,13 +104,15 @@ ngx_http_ciba_jcs_value(ngx_http_ciba_jcs_t *w, ngx_uint_t i)
         return ngx_http_ciba_jcs_object(w, i);
 
     case NGX_HTTP_CIBA_JSON_ARRAY:
-        ngx_http_ciba_jcs_put(w, (u_char *) "[", 1);
+        if (ngx_http_ciba_jcs_put(w, (u_char *) "[", 1) != NGX_OK) {
+            return NGX_ERROR;
+        }
 
         e = i + 1;
 
         for (k = 0; k < node->count; k++) {
-            if (k) {
-                ngx_http_ciba_jcs_put(w, (u_char *) ",", 1);
+            if (k && ngx_http_ciba_jcs_put(w, (u_char *) ",", 1) != NGX_OK) {
+                return NGX_ERROR;
             }
 
             rc = ngx_http_ciba_jcs_value(w, e);
@@ -126,28 +123,23 @@ ngx_http_ciba_jcs_value(ngx_http_ciba_jcs_t *w, ngx_uint_t i)
             e = w->doc->nodes[e].next;
         }
 
-        ngx_http_ciba_jcs_put(w, (u_char *) "]", 1);
-        return NGX_OK;
+        return ngx_http_ciba_jcs_put(w, (u_char *) "]", 1);
 
     case NGX_HTTP_CIBA_JSON_STRING:
-        ngx_http_ciba_jcs_string(w, &node->value);
-        return NGX_OK;
+        return ngx_http_ciba_jcs_string(w, &node->value);
 
     case NGX_HTTP_CIBA_JSON_INTEGER:
     case NGX_HTTP_CIBA_JSON_REAL:
         return ngx_http_ciba_jcs_number(w, node);
 
     case NGX_HTTP_CIBA_JSON_TRUE:
-        ngx_http_ciba_jcs_put(w, (u_char *) "true", 4);
-        return NGX_OK;
+        return ngx_http_ciba_jcs_put(w, (u_char *) "true", 4);
 
     case NGX_HTTP_CIBA_JSON_FALSE:
-        ngx_http_ciba_jcs_put(w, (u_char *) "false", 5);
-        return NGX_OK;
+        return ngx_http_ciba_jcs_put(w, (u_char *) "false", 5);
 
     default: /* NGX_HTTP_CIBA_JSON_NULL */
-        ngx_http_ciba_jcs_put(w, (u_char *) "null", 4);
-        return NGX_OK;
+        return ngx_http_ciba_jcs_put(w, (u_char *) "null", 4);
     }
 }
 
@@ -164,43 +156,46 @@ ngx_http_ciba_jcs_object(ngx_http_ciba_jcs_t *w, ngx_uint_t i)
     node = &w->doc->nodes[i];
     n = node->count;
 
-    ngx_http_ciba_jcs_put(w, (u_char *) "{", 1);
+    if (n == 0) {
+        return ngx_http_ciba_jcs_put(w, (u_char *) "{}", 2);
+    }
 
-    if (n) {
-        order = ngx_palloc(w->pool, n * sizeof(ngx_uint_t));
-        if (order == NULL) {
+    order = ngx_palloc(w->pool, n * sizeof(ngx_uint_t));
+    if (order == NULL) {
+        return NGX_ERROR;
+    }
+
+    key = i + 1;
+
+    for (k = 0; k < n; k++) {
+        order[k] = key;
+        key = w->doc->nodes[key + 1].next;
+    }
+
+    /* a worker runs one request at a time: the static is not shared */
+    ngx_http_ciba_jcs_doc = w->doc;
+    ngx_qsort(order, n, sizeof(ngx_uint_t), ngx_http_ciba_jcs_cmp);
+
+    if (ngx_http_ciba_jcs_put(w, (u_char *) "{", 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (k = 0; k < n; k++) {
+        if ((k && ngx_http_ciba_jcs_put(w, (u_char *) ",", 1) != NGX_OK)
+            || ngx_http_ciba_jcs_string(w, &w->doc->nodes[order[k]].value)
+               != NGX_OK
+            || ngx_http_ciba_jcs_put(w, (u_char *) ":", 1) != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
-        key = i + 1;
-
-        for (k = 0; k < n; k++) {
-            order[k] = key;
-            key = w->doc->nodes[key + 1].next;
-        }
-
-        /* a worker runs one request at a time: the static is not shared */
-        ngx_http_ciba_jcs_doc = w->doc;
-        ngx_qsort(order, n, sizeof(ngx_uint_t), ngx_http_ciba_jcs_cmp);
-
-        for (k = 0; k < n; k++) {
-            if (k) {
-                ngx_http_ciba_jcs_put(w, (u_char *) ",", 1);
-            }
-
-            ngx_http_ciba_jcs_string(w, &w->doc->nodes[order[k]].value);
-            ngx_http_ciba_jcs_put(w, (u_char *) ":", 1);
-
-            rc = ngx_http_ciba_jcs_value(w, order[k] + 1);
-            if (rc != NGX_OK) {
-                return rc;
-            }
+        rc = ngx_http_ciba_jcs_value(w, order[k] + 1);
+        if (rc != NGX_OK) {
+            return rc;
         }
     }
 
-    ngx_http_ciba_jcs_put(w, (u_char *) "}", 1);
-
-    return NGX_OK;
+    return ngx_http_ciba_jcs_put(w, (u_char *) "}", 1);
 }
 
 
@@ -209,25 +204,29 @@ ngx_http_ciba_jcs_object(ngx_http_ciba_jcs_t *w, ngx_uint_t i)
  * \t, \n, \f, \r or \u00xx (lowercase), everything else as it is
  */
 
-static void
+static ngx_int_t
 ngx_http_ciba_jcs_string(ngx_http_ciba_jcs_t *w, ngx_str_t *s)
 {
-    u_char         c, *p, *last, esc[6];
+    u_char         c, *p, *plain, *last, esc[6];
+    size_t         n;
     static u_char  hex[] = "0123456789abcdef";
 
-    ngx_http_ciba_jcs_put(w, (u_char *) "\"", 1);
+    if (ngx_http_ciba_jcs_put(w, (u_char *) "\"", 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     last = s->data + s->len;
+    plain = s->data;
 
     for (p = s->data; p < last; p++) {
         c = *p;
 
         if (c >= 0x20 && c != '"' && c != '\\') {
-            ngx_http_ciba_jcs_put(w, p, 1);
             continue;
         }
 
         esc[0] = '\\';
+        n = 2;
 
         switch (c) {
         case '"':  esc[1] = '"';  break;
@@ -244,14 +243,25 @@ ngx_http_ciba_jcs_string(ngx_http_ciba_jcs_t *w, ngx_str_t *s)
             esc[3] = '0';
             esc[4] = hex[c >> 4];
             esc[5] = hex[c & 0x0f];
-            ngx_http_ciba_jcs_put(w, esc, 6);
-            continue;
+            n = 6;
         }
 
-        ngx_http_ciba_jcs_put(w, esc, 2);
+        /* the bytes before it as they are, then the escape */
+
+        if (ngx_http_ciba_jcs_put(w, plain, p - plain) != NGX_OK
+            || ngx_http_ciba_jcs_put(w, esc, n) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        plain = p + 1;
     }
 
-    ngx_http_ciba_jcs_put(w, (u_char *) "\"", 1);
+    if (ngx_http_ciba_jcs_put(w, plain, last - plain) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_ciba_jcs_put(w, (u_char *) "\"", 1);
 }
 
 
@@ -265,7 +275,7 @@ static ngx_int_t
 ngx_http_ciba_jcs_number(ngx_http_ciba_jcs_t *w, ngx_http_ciba_jnode_t *node)
 {
     int         exp10, prec;
-    u_char      buf[64], digits[24], *p, *q;
+    u_char      buf[64], out[64], digits[24], *p, *q;
     double      d;
     ngx_int_t   n, k, z;
 
@@ -278,17 +288,15 @@ ngx_http_ciba_jcs_number(ngx_http_ciba_jcs_t *w, ngx_http_ciba_jnode_t *node)
         }
 
         p = ngx_sprintf(buf, "%L", node->integer);
-        ngx_http_ciba_jcs_put(w, buf, p - buf);
 
-        return NGX_OK;
+        return ngx_http_ciba_jcs_put(w, buf, p - buf);
     }
 
     d = node->real;
 
     if (d == 0) {
         /* -0 too */
-        ngx_http_ciba_jcs_put(w, (u_char *) "0", 1);
-        return NGX_OK;
+        return ngx_http_ciba_jcs_put(w, (u_char *) "0", 1);
     }
 
     if (!isfinite(d)) {
@@ -308,10 +316,10 @@ ngx_http_ciba_jcs_number(ngx_http_ciba_jcs_t *w, ngx_http_ciba_jnode_t *node)
     /* buf: [-]D[.DDD]e(+|-)XX */
 
     p = buf;
+    q = out;
 
     if (*p == '-') {
-        ngx_http_ciba_jcs_put(w, (u_char *) "-", 1);
-        p++;
+        *q++ = *p++;
     }
 
     k = 0;
@@ -331,8 +339,6 @@ ngx_http_ciba_jcs_number(ngx_http_ciba_jcs_t *w, ngx_http_ciba_jnode_t *node)
 
     /* the value is 0.DIGITS x 10^n */
     n = exp10 + 1;
-
-    q = buf;
 
     if (k <= n && n <= 21) {
         q = ngx_cpymem(q, digits, k);
@@ -368,20 +374,34 @@ ngx_http_ciba_jcs_number(ngx_http_ciba_jcs_t *w, ngx_http_ciba_jnode_t *node)
                         (n - 1 < 0) ? -(n - 1) : n - 1);
     }
 
-    ngx_http_ciba_jcs_put(w, buf, q - buf);
-
-    return NGX_OK;
+    return ngx_http_ciba_jcs_put(w, out, q - out);
 }
 
 
-static void
+/* appends to the output, which grows by doubling in the pool */
+
+static ngx_int_t
 ngx_http_ciba_jcs_put(ngx_http_ciba_jcs_t *w, u_char *p, size_t len)
 {
-    if (w->pos) {
-        w->pos = ngx_cpymem(w->pos, p, len);
+    u_char  *start;
+    size_t   size;
+
+    if ((size_t) (w->end - w->pos) < len) {
+        size = 2 * (w->end - w->start) + len;
+
+        start = ngx_pnalloc(w->pool, size);
+        if (start == NULL) {
+            return NGX_ERROR;
+        }
+
+        w->pos = ngx_cpymem(start, w->start, w->pos - w->start);
+        w->start = start;
+        w->end = start + size;
     }
 
-    w->len += len;
+    w->pos = ngx_cpymem(w->pos, p, len);
+
+    return NGX_OK;
 }
 
 

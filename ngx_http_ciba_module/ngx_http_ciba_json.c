@@ -699,20 +699,34 @@ ngx_int_t
 ngx_http_ciba_json_get(ngx_http_ciba_json_t *doc, ngx_int_t obj,
     const char *name)
 {
-    size_t      len;
+    ngx_str_t  s;
+
+    s.data = (u_char *) name;
+    s.len = ngx_strlen(name);
+
+    return ngx_http_ciba_json_member(doc, obj, &s);
+}
+
+
+/* the same, for a name that is not a C string */
+
+ngx_int_t
+ngx_http_ciba_json_member(ngx_http_ciba_json_t *doc, ngx_int_t obj,
+    ngx_str_t *name)
+{
     ngx_uint_t  k, key;
 
     if (obj < 0 || doc->nodes[obj].type != NGX_HTTP_CIBA_JSON_OBJECT) {
         return NGX_HTTP_CIBA_JSON_NONE;
     }
 
-    len = ngx_strlen(name);
     key = obj + 1;
 
     for (k = 0; k < doc->nodes[obj].count; k++) {
 
-        if (doc->nodes[key].value.len == len
-            && ngx_memcmp(doc->nodes[key].value.data, name, len) == 0)
+        if (doc->nodes[key].value.len == name->len
+            && ngx_memcmp(doc->nodes[key].value.data, name->data, name->len)
+               == 0)
         {
             return key + 1;
         }

@@ -204,36 +204,20 @@ ngx_int_t
 ngx_http_ciba_mcp_arg(ngx_pool_t *pool, ngx_http_ciba_mcp_msg_t *msg,
     ngx_str_t *name, ngx_str_t *value)
 {
-    ngx_uint_t              k, key;
-    ngx_http_ciba_json_t   *doc;
-    ngx_http_ciba_jnode_t  *args;
+    ngx_int_t  v;
 
-    if (msg->args == NGX_HTTP_CIBA_JSON_NONE) {
+    v = ngx_http_ciba_json_member(&msg->doc, msg->args, name);
+
+    if (v == NGX_HTTP_CIBA_JSON_NONE) {
         return NGX_DECLINED;
     }
 
-    doc = &msg->doc;
-    args = &doc->nodes[msg->args];
-    key = msg->args + 1;
-
-    for (k = 0; k < args->count; k++) {
-
-        if (doc->nodes[key].value.len == name->len
-            && ngx_memcmp(doc->nodes[key].value.data, name->data, name->len)
-               == 0)
-        {
-            if (doc->nodes[key + 1].type == NGX_HTTP_CIBA_JSON_STRING) {
-                *value = doc->nodes[key + 1].value;
-                return NGX_OK;
-            }
-
-            return ngx_http_ciba_jcs(pool, doc, key + 1, value);
-        }
-
-        key = doc->nodes[key + 1].next;
+    if (msg->doc.nodes[v].type == NGX_HTTP_CIBA_JSON_STRING) {
+        *value = msg->doc.nodes[v].value;
+        return NGX_OK;
     }
 
-    return NGX_DECLINED;
+    return ngx_http_ciba_jcs(pool, &msg->doc, v, value);
 }
 
 

@@ -305,6 +305,64 @@ ngx_http_ciba_fuzz_fail(const char *file, int line, const char *msg)
 }
 
 
+void
+ngx_http_ciba_fuzz_same_json(json_t *a, json_t *b)
+{
+    size_t       k;
+    json_t      *v;
+    const char  *name;
+
+    if (json_is_number(a)) {
+        ngx_http_ciba_fuzz_assert(json_is_number(b)
+                                  && json_number_value(a)
+                                     == json_number_value(b),
+                                  "a number changed");
+        return;
+    }
+
+    ngx_http_ciba_fuzz_assert(json_typeof(a) == json_typeof(b),
+                              "a type changed");
+
+    switch (json_typeof(a)) {
+
+    case JSON_OBJECT:
+        ngx_http_ciba_fuzz_assert(json_object_size(a) == json_object_size(b),
+                                  "members lost or added");
+
+        json_object_foreach(a, name, v) {
+            ngx_http_ciba_fuzz_assert(json_object_get(b, name) != NULL,
+                                      "a member lost");
+            ngx_http_ciba_fuzz_same_json(v, json_object_get(b, name));
+        }
+
+        return;
+
+    case JSON_ARRAY:
+        ngx_http_ciba_fuzz_assert(json_array_size(a) == json_array_size(b),
+                                  "elements lost or added");
+
+        for (k = 0; k < json_array_size(a); k++) {
+            ngx_http_ciba_fuzz_same_json(json_array_get(a, k),
+                                          json_array_get(b, k));
+        }
+
+        return;
+
+    case JSON_STRING:
+        ngx_http_ciba_fuzz_assert(json_string_length(a)
+                                  == json_string_length(b)
+                                  && memcmp(json_string_value(a),
+                                            json_string_value(b),
+                                            json_string_length(a)) == 0,
+                                  "a string changed");
+        return;
+
+    default:
+        return;
+    }
+}
+
+
 static void
 ngx_http_ciba_fuzz_writer(ngx_log_t *log, ngx_uint_t level, u_char *buf,
     size_t len)

@@ -19,6 +19,8 @@
 
 #include "ngx_http_ciba.h"
 
+#include <jansson.h>
+
 
 /* the zone starts at 2026-01-01T00:00:00Z; the inputs are checked later */
 #define NGX_HTTP_CIBA_FUZZ_EPOCH   1767225600
@@ -128,6 +130,12 @@ extern ngx_str_t  ngx_http_ciba_fuzz_sent;
     }
 
 void ngx_http_ciba_fuzz_fail(const char *file, int line, const char *msg);
+
+/*
+ * aborts unless jansson's two values are the same JSON value, numbers
+ * compared as doubles (1, 1.0 and 1e0 are one number)
+ */
+void ngx_http_ciba_fuzz_same_json(json_t *a, json_t *b);
 
 /* with NGX_CIBA_FUZZ_LOG set: a line on stderr (what an input did) */
 void ngx_http_ciba_fuzz_trace(const char *fmt, ...);
